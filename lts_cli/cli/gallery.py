@@ -1,0 +1,113 @@
+"""`lts gallery`: the published architectures next to what lts computes and has measured here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from lts_cli.cli.common import fmt_s, note, out, print_json
+
+app = typer.Typer(
+    help="The published 20-model gallery, with what lts computes and has measured on this machine.",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON.")) -> None:
+    """List the published architectures: config, published figures, and this machine's."""
+    from lts_cli.gallery import PUBLISHED_LATENCY_SEQ_LEN, gallery_report
+
+    rows = gallery_report()
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(
+        title="LTS gallery: published vs. lts on this machine",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    table.add_column("id", no_wrap=True)
+    table.add_column("L/d/ff/h", no_wrap=True)
+    table.add_column("params M\npub/lts", justify="right")
+    table.add_column(f"latency s\npub@{PUBLISHED_LATENCY_SEQ_LEN}/here@seq", justify="right")
+    table.add_column("memory MiB\npub/lts", justify="right")
+    for row in rows:
+        a, pub, lts = row["arch"], row["published"], row["lts"]
+        here = lts["latest_measurement"]
+        latency = f"{fmt_s(here['latency_s'])}@{here['settings']['seq_len']}" if here else "-"
+        memory = f"{here['memory_mib']:.2f}" if here else f"~{lts['memory_mib_analytic']:.2f}"
+        table.add_row(
+            row["id"][:12],
+            f"{a['n_layer']}/{a['d_model']}/{a['d_inner']}/{a['n_head']}",
+            f"{pub['non_embedding_params_m']:.2f}/{lts['non_embedding_params'] / 1e6:.2f}",
+            f"{pub['latency_s']:.3f}/{latency}",
+            f"{pub['memory_mib']:.2f}/{memory}",
+        )
+    out.print(table)
+    note(
+        "ids are shortened (any unique prefix works); '~' memory = 4 bytes x unique parameters, "
+        "measured values replace it after `lts profile ID`"
+    )
+
+
+@app.command("show")
+def show(
+    model_id: str = typer.Argument(..., metavar="ID", help="Gallery id or unique prefix."),
+    json_out: bool = typer.Option(False, "--json", help="Print the entry as JSON."),
+) -> None:
+    """Show one published architecture in full, with every measurement of it on this machine."""
+    from lts_cli.gallery import find, gallery_row
+
+    row = gallery_row(find(model_id), all_measurements=True)
+    if json_out:
+        print_json(row)
+        return
+    a, pub, lts = row["arch"], row["published"], row["lts"]
+    out.print(f"[bold]{row['id']}[/]", highlight=False)
+    if row["archid"] != row["id"]:
+        out.print(f"archid (lts hash of this config): {row['archid']}", highlight=False)
+    table = Table(show_header=False, box=None)
+    for key in ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "n_positions"):
+        table.add_row(key, str(a[key]))
+    table.add_row(
+        "non-embedding params", f"{lts['non_embedding_params']:,} (published {pub['non_embedding_params_m']:.2f}M)"
+    )
+    table.add_row("unique params (tied head)", f"{lts['unique_params']:,}")
+    table.add_row("published latency", f"{pub['latency_s']:.3f} s at seq {pub['latency_seq_len']}")
+    table.add_row("published memory", f"{pub['memory_mib']:.2f} MiB (lts estimate {lts['memory_mib_analytic']:.2f})")
+    out.print(table)
+    measured: list[dict[str, Any]] = lts["measurements"]
+    if not measured:
+        note(
+            f"not measured on this machine yet: `lts profile {row['id'][:12]}` "
+            "(add --seq-len 192 to match the published latency)"
+        )
+        return
+    mt = Table(
+        title="measured on this machine",
+        caption="settings: graph batch x seq, ONNX Runtime threads; latency: median of the timed runs",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    for col in ("when (UTC)", "settings", "latency s", "CV", "runs", "MiB", "peak RSS MiB"):
+        mt.add_column(col, justify="left" if col in ("when (UTC)", "settings") else "right")
+    for m in measured:
+        s = m["settings"]
+        mt.add_row(
+            m["measured_at"][:16].replace("T", " "),
+            f"{s['graph']} {s['batch_size']}x{s['seq_len']} t{s['threads']}",
+            fmt_s(m["latency_s"]),
+            f"{m['latency_cv']:.1%}",
+            str(m["runs"]),
+            f"{m['memory_mib']:.2f}",
+            f"{m['peak_rss_mib']:.0f}",
+        )
+    out.print(mt)

@@ -1,0 +1,134 @@
+"""`lts profile`: measure one architecture on this machine, beside its published figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from lts_cli.cli.common import err, fmt_params, fmt_s, note, out, print_json, stage_progress
+from lts_cli.errors import UsageError
+
+
+def profile(
+    ref: Optional[str] = typer.Argument(
+        None,
+        metavar="[ID|FILE]",
+        help="Gallery id, workspace archid (a unique prefix is enough), or an arch .json/.yaml.",
+    ),
+    arch_spec: Optional[str] = typer.Option(
+        None,
+        "--arch",
+        help="Inline architecture: n_layer=4,d_model=128,d_inner=768,n_head=4[,vocab_size=..,n_positions=..].",
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML/JSON of measurement settings (configs/profile.yaml)."
+    ),
+    seq_len: Optional[int] = typer.Option(
+        None, "--seq-len", help="Sequence length [1024; the gallery was published at 192]."
+    ),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [1]."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Timed runs (the maximum with --adaptive) [25]."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up runs [2]."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads [1]."),
+    graph: Optional[str] = typer.Option(
+        None, "--graph", help="next-token (published: last-position LM head + softmax) or logits (full sequence)."
+    ),
+    opt_level: Optional[str] = typer.Option(
+        None, "--opt-level", help="ORT graph optimization: disable|basic|extended|all [all]."
+    ),
+    adaptive: Optional[bool] = typer.Option(
+        None, "--adaptive/--fixed-runs", help="Stop once the mean's 95% CI is within --target-ci (after --min-trials)."
+    ),
+    min_trials: Optional[int] = typer.Option(None, "--min-trials", help="Runs before --adaptive may stop [5]."),
+    target_ci: Optional[float] = typer.Option(
+        None, "--target-ci", help="Relative CI half-width for --adaptive [0.03]."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
+    json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
+) -> None:
+    """Measure non-embedding params, ONNX latency and ONNX memory of one architecture on this machine."""
+    from lts_cli.config import measure_settings
+    from lts_cli.evaluation import profile as run_profile
+    from lts_cli.gallery import Resolved, entry_for, resolve
+    from lts_cli.space import parse_arch_spec
+    from lts_cli.store import open_store
+
+    if (ref is None) == (arch_spec is None):
+        raise UsageError(
+            "give an architecture: an ID or FILE, or --arch n_layer=..,d_model=..,d_inner=..,n_head=.. (not both)"
+        )
+    settings = measure_settings(
+        config,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        trials=trials,
+        warmup=warmup,
+        threads=threads,
+        graph=graph,
+        opt_level=opt_level,
+        adaptive=adaptive,
+        min_trials=min_trials,
+        target_ci=target_ci,
+    )
+    if arch_spec is not None:
+        arch = parse_arch_spec(arch_spec)
+        target = Resolved(arch, arch.archid, entry_for(arch))
+    else:
+        assert ref is not None
+        with open_store() as store:
+            target = resolve(ref, store)
+
+    with stage_progress(target.label[:18]) as progress:
+        m = run_profile(target.arch, settings, use_cache=not no_cache, progress=progress)
+    published = target.entry.published() if target.entry else None
+
+    if m.cached:
+        note(f"cached result from {m.measured_at} (same architecture, settings and machine); --no-cache measures again")
+    if published and settings.seq_len != published["latency_seq_len"]:
+        note(
+            f"the published latency was measured at seq {published['latency_seq_len']}; "
+            f"`lts profile {target.label[:13]} --seq-len {published['latency_seq_len']}` compares like with like"
+        )
+    if json_out:
+        print_json(
+            {"label": target.label, **m.to_dict(), "latency_statistic": "median of timed runs", "published": published}
+        )
+        return
+
+    a = target.arch
+    out.print(
+        f"[bold]{target.label}[/]  n_layer {a.n_layer}, d_model {a.d_model}, d_inner {a.d_inner}, n_head {a.n_head}"
+    )
+    if target.label != a.archid:
+        out.print(f"archid {a.archid}", highlight=False)
+    pub = published or {}
+    table = Table(box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("this machine", justify="right")
+    table.add_column("published", justify="right")
+    table.add_row(
+        "non-embedding params",
+        f"{fmt_params(m.non_embedding_params)} ({m.non_embedding_params:,})",
+        f"{pub['non_embedding_params_m']:.2f}M" if pub else "-",
+    )
+    table.add_row(
+        f"ONNX latency, s (median, seq {settings.seq_len})",
+        fmt_s(m.latency_s),
+        f"{pub['latency_s']:.3f} (seq {pub['latency_seq_len']})" if pub else "-",
+    )
+    ci = f"±{m.latency_ci95_rel:.1%}" if m.latency_ci95_rel is not None else "-"
+    table.add_row("  mean / CV / 95% CI of mean", f"{fmt_s(m.latency_mean_s)} / {m.latency_cv:.1%} / {ci}", "")
+    table.add_row("  timed runs", f"{m.runs} ({m.stop})", "")
+    table.add_row("ONNX memory, MiB (file size)", f"{m.memory_mib:.2f}", f"{pub['memory_mib']:.2f}" if pub else "-")
+    table.add_row("peak RSS while running, MiB", f"{m.peak_rss_mib:.0f}", "")
+    table.add_row("build / session / timing, s", f"{m.build_s:.2f} / {m.session_s:.2f} / {m.timing_s:.2f}", "")
+    out.print(table)
+    fp = m.fingerprint
+    err.print(
+        f"[dim]{settings.describe()}; {fp['cpu']}, {fp['cores']} cores, onnxruntime {fp['onnxruntime']}, "
+        f"{settings.provider}; load {m.load_avg:.2f}[/]",
+        highlight=False,
+    )

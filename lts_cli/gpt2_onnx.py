@@ -1,0 +1,271 @@
+"""Emit a GPT-2 decoder as an ONNX graph straight from an `Arch` and numpy weights (no torch).
+
+Why not `torch.onnx.export`: with torch 2.13 / transformers 5 the dynamo exporter costs 6-19 s per
+architecture (about 10 s of it fixed) and 2.3 GB peak for a 50M model, and the legacy TorchScript
+exporter is faster but stores the tied embedding twice, which corrupts the memory objective. The
+search exports every candidate once, so export time is the search's overhead. Emitting the graph
+from the config with `onnx.helper` takes well under a second, stores the tied embedding once, and
+(tests/test_gpt2_onnx.py) gives the same logits as the transformers model for the same weights.
+
+Weights use the transformers GPT-2 state-dict names (`transformer.h.0.attn.c_attn.weight`, ...),
+whose Conv1D weights are already laid out [in, out], so a trained model's weights drop straight in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from lts_cli.errors import LtsError
+from lts_cli.space import Arch
+
+OPSET = 20  # Gelu(approximate="tanh") is opset 20; LayerNormalization 17. ORT >= 1.17 runs it.
+IR_VERSION = 9  # the IR of opset 20, so older ONNX Runtime releases still load the file
+LN_EPS = 1e-5  # GPT2Config.layer_norm_epsilon
+
+# What the graph computes. "next-token" is the published latency objective (archai's ONNX forward):
+# input_ids -> decoder over the whole sequence -> LM head on the last position -> softmax, [batch, vocab].
+# "logits" is the plain causal-LM forward with the full [batch, seq, vocab] logits.
+GRAPHS = ("next-token", "logits")
+OUTPUT_NAMES = {"next-token": "probs", "logits": "logits"}
+# Bump when the emitted graph changes, so cached measurements of the old graph are not reused.
+GRAPH_VERSION = 1
+WEIGHTS_FILE = "weights.bin"  # where the weight stubs point (see OnnxGpt2)
+
+
+def weight_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
+    """Every stored tensor in transformers' GPT2LMHeadModel naming (tied lm_head omitted)."""
+    d, di = arch.d_model, arch.d_inner
+    shapes: dict[str, tuple[int, ...]] = {
+        "transformer.wte.weight": (arch.vocab_size, d),
+        "transformer.wpe.weight": (arch.n_positions, d),
+    }
+    for i in range(arch.n_layer):
+        p = f"transformer.h.{i}."
+        shapes.update(
+            {
+                p + "ln_1.weight": (d,),
+                p + "ln_1.bias": (d,),
+                p + "attn.c_attn.weight": (d, 3 * d),
+                p + "attn.c_attn.bias": (3 * d,),
+                p + "attn.c_proj.weight": (d, d),
+                p + "attn.c_proj.bias": (d,),
+                p + "ln_2.weight": (d,),
+                p + "ln_2.bias": (d,),
+                p + "mlp.c_fc.weight": (d, di),
+                p + "mlp.c_fc.bias": (di,),
+                p + "mlp.c_proj.weight": (di, d),
+                p + "mlp.c_proj.bias": (d,),
+            }
+        )
+    shapes["transformer.ln_f.weight"] = (d,)
+    shapes["transformer.ln_f.bias"] = (d,)
+    return shapes
+
+
+def random_weights(arch: Arch, seed: int = 0, pool_size: int = 1 << 20) -> Iterator[tuple[str, np.ndarray]]:
+    """Random fp32 weights for timing, yielded one tensor at a time to keep peak memory low.
+
+    Values are tiled from a small N(0, 0.02) pool at random offsets: drawing 100M fresh normals
+    costs seconds and the kernels' speed does not depend on the values. Layer-norm gains are 1.
+    """
+    rng = np.random.default_rng(seed)
+    pool = rng.normal(0.0, 0.02, size=pool_size).astype(np.float32)
+    doubled = np.concatenate([pool, pool])
+    for name, shape in weight_shapes(arch).items():
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            yield name, np.ones(shape, dtype=np.float32)
+            continue
+        size = int(np.prod(shape))
+        flat = np.empty(size, dtype=np.float32)
+        start = int(rng.integers(pool_size))
+        for pos in range(0, size, pool_size):
+            n = min(pool_size, size - pos)
+            flat[pos : pos + n] = doubled[start : start + n]
+        yield name, flat.reshape(shape)
+
+
+@dataclass
+class OnnxGpt2:
+    """An emitted model: the graph with its weights held apart as numpy arrays.
+
+    In `model` every weight is a stub pointing into `WEIGHTS_FILE` (external data), so the graph
+    serializes in microseconds and ONNX Runtime can take the arrays without a copy (measuring.py).
+    `embedded()` gives the ordinary single-file model; `file_size()` is that file's exact size.
+    """
+
+    arch: Arch
+    graph: str
+    model: onnx.ModelProto
+    weights: dict[str, np.ndarray]
+
+    def file_size(self) -> int:
+        """Bytes of `embedded().SerializeToString()`, computed without building it."""
+        graph_size = self.model.graph.ByteSize()
+        delta = 0
+        for stub in self.model.graph.initializer:
+            if stub.name not in self.weights:
+                continue
+            base = TensorProto(name=stub.name, dims=stub.dims, data_type=stub.data_type).ByteSize()
+            n = self.weights[stub.name].nbytes
+            full = base + 1 + _varint_len(n) + n  # raw_data: tag, length, bytes
+            delta += (_varint_len(full) + full) - (_varint_len(stub.ByteSize()) + stub.ByteSize())
+        full_graph = graph_size + delta
+        return self.model.ByteSize() - _varint_len(graph_size) - graph_size + _varint_len(full_graph) + full_graph
+
+    def embedded(self) -> onnx.ModelProto:
+        """The self-contained model (weights as raw data): what `lts export` writes. Copies the weights."""
+        full = onnx.ModelProto()
+        full.CopyFrom(self.model)
+        for init in full.graph.initializer:
+            if init.name in self.weights:
+                init.ClearField("external_data")
+                init.ClearField("data_location")
+                init.raw_data = self.weights[init.name].tobytes()
+        return full
+
+
+def _varint_len(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def build(
+    arch: Arch,
+    weights: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]] | None = None,
+    graph: str = "next-token",
+) -> OnnxGpt2:
+    """The GPT-2 forward for `arch` as ONNX; `weights` (transformers names) default to random ones."""
+    if graph not in GRAPHS:
+        raise LtsError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPHS)}")
+    items = random_weights(arch) if weights is None else weights
+    pairs = items.items() if isinstance(items, Mapping) else items
+    expected = weight_shapes(arch)
+    arrays: dict[str, np.ndarray] = {}
+    stubs: list[TensorProto] = []
+    offset = 0
+    for name, array in pairs:
+        if name not in expected:
+            continue  # e.g. lm_head.weight (tied to wte) or old attn.bias buffers
+        shape = expected.pop(name)
+        if tuple(array.shape) != shape:
+            raise LtsError(f"weight {name} has shape {tuple(array.shape)}, expected {shape} for {arch.short()}")
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        arrays[name] = array
+        stub = TensorProto(name=name, dims=shape, data_type=TensorProto.FLOAT, data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(array.nbytes))):
+            entry = stub.external_data.add()
+            entry.key, entry.value = key, value
+        stubs.append(stub)
+        offset += array.nbytes
+    if expected:
+        raise LtsError(f"weights for {arch.short()} are missing {', '.join(sorted(expected)[:3])}")
+    return OnnxGpt2(arch, graph, _graph_model(arch, graph, stubs), arrays)
+
+
+def _graph_model(arch: Arch, graph: str, initializers: list[TensorProto]) -> onnx.ModelProto:
+    b = _GraphBuilder()
+    nodes, consts = b.nodes, b.consts
+    d, h, hd = arch.d_model, arch.n_head, arch.head_dim
+
+    # Sequence length from the input; causal mask [S, S] (0 on and below the diagonal, float min above).
+    b.const("i_one", np.array([1], dtype=np.int64))
+    b.const("i_two", np.array([2], dtype=np.int64))
+    b.const("i_zero", np.array([0], dtype=np.int64))
+    nodes.append(helper.make_node("Shape", ["input_ids"], ["ids_shape"]))
+    nodes.append(helper.make_node("Slice", ["ids_shape", "i_one", "i_two"], ["seq_len"]))
+    nodes.append(helper.make_node("Concat", ["seq_len", "seq_len"], ["mask_shape"], axis=0))
+    min_value = helper.make_tensor("min_value", TensorProto.FLOAT, [1], [float(np.finfo(np.float32).min)])
+    nodes.append(helper.make_node("ConstantOfShape", ["mask_shape"], ["mask_full"], value=min_value))
+    nodes.append(helper.make_node("Trilu", ["mask_full", "i_one"], ["causal_mask"], upper=1))
+
+    # Embeddings: token + position (positions 0..S-1).
+    nodes.append(helper.make_node("Gather", ["transformer.wte.weight", "input_ids"], ["tok_emb"]))
+    nodes.append(helper.make_node("Slice", ["transformer.wpe.weight", "i_zero", "seq_len", "i_zero"], ["pos_emb"]))
+    nodes.append(helper.make_node("Add", ["tok_emb", "pos_emb"], ["h0"]))
+
+    b.const("split_qkv", np.array([d, d, d], dtype=np.int64))
+    b.const("heads_shape", np.array([0, 0, h, hd], dtype=np.int64))
+    b.const("model_shape", np.array([0, 0, d], dtype=np.int64))
+    b.const("attn_scale", np.array(1.0 / np.sqrt(hd), dtype=np.float32))
+    x = "h0"
+    for i in range(arch.n_layer):
+        p, t = f"transformer.h.{i}.", f"l{i}_"
+        ln1 = b.layer_norm(x, p + "ln_1", t + "ln1")
+        qkv = b.linear(ln1, p + "attn.c_attn", t + "qkv")
+        nodes.append(helper.make_node("Split", [qkv, "split_qkv"], [t + "q", t + "k", t + "v"], axis=2))
+        for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+            nodes.append(helper.make_node("Reshape", [t + name, "heads_shape"], [t + name + "_4d"]))
+            nodes.append(helper.make_node("Transpose", [t + name + "_4d"], [t + name + "_t"], perm=perm))
+        nodes.append(helper.make_node("MatMul", [t + "q_t", t + "k_t"], [t + "scores_raw"]))
+        nodes.append(helper.make_node("Mul", [t + "scores_raw", "attn_scale"], [t + "scores_scaled"]))
+        nodes.append(helper.make_node("Add", [t + "scores_scaled", "causal_mask"], [t + "scores"]))
+        nodes.append(helper.make_node("Softmax", [t + "scores"], [t + "probs"], axis=-1))
+        nodes.append(helper.make_node("MatMul", [t + "probs", t + "v_t"], [t + "ctx_t"]))
+        nodes.append(helper.make_node("Transpose", [t + "ctx_t"], [t + "ctx_4d"], perm=[0, 2, 1, 3]))
+        nodes.append(helper.make_node("Reshape", [t + "ctx_4d", "model_shape"], [t + "ctx"]))
+        attn = b.linear(t + "ctx", p + "attn.c_proj", t + "attn_out")
+        nodes.append(helper.make_node("Add", [x, attn], [t + "res1"]))
+        ln2 = b.layer_norm(t + "res1", p + "ln_2", t + "ln2")
+        fc = b.linear(ln2, p + "mlp.c_fc", t + "fc")
+        nodes.append(helper.make_node("Gelu", [fc], [t + "gelu"], approximate="tanh"))  # GPT-2's gelu_new
+        mlp = b.linear(t + "gelu", p + "mlp.c_proj", t + "mlp_out")
+        nodes.append(helper.make_node("Add", [t + "res1", mlp], [t + "out"]))
+        x = t + "out"
+    final = b.layer_norm(x, "transformer.ln_f", "final")
+
+    # LM head tied to the token embedding: Gemm with transB reads wte as stored (one copy in the file).
+    ids_in = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    if graph == "next-token":
+        b.const("last_index", np.array(-1, dtype=np.int64))
+        nodes.append(helper.make_node("Gather", [final, "last_index"], ["last_hidden"], axis=1))
+        nodes.append(helper.make_node("Gemm", ["last_hidden", "transformer.wte.weight"], ["last_logits"], transB=1))
+        nodes.append(helper.make_node("Softmax", ["last_logits"], ["probs"], axis=-1))
+        out = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", arch.vocab_size])
+    else:
+        b.const("flat_shape", np.array([-1, d], dtype=np.int64))
+        b.const("vocab_dim", np.array([arch.vocab_size], dtype=np.int64))
+        nodes.append(helper.make_node("Reshape", [final, "flat_shape"], ["final_flat"]))
+        nodes.append(helper.make_node("Gemm", ["final_flat", "transformer.wte.weight"], ["logits_flat"], transB=1))
+        nodes.append(helper.make_node("Concat", ["ids_shape", "vocab_dim"], ["logits_shape"], axis=0))
+        nodes.append(helper.make_node("Reshape", ["logits_flat", "logits_shape"], ["logits"]))
+        out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", arch.vocab_size])
+
+    onnx_graph = helper.make_graph(nodes, f"lts_{arch.archid}", [ids_in], [out], initializer=initializers + consts)
+    model = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="lts",
+        ir_version=IR_VERSION,
+    )
+    for key, value in (("lts.archid", arch.archid), ("lts.graph", graph), ("lts.arch", json.dumps(arch.to_dict()))):
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    return model
+
+
+class _GraphBuilder:
+    """Collects nodes and small constants while the graph is written."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.consts: list[TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> None:
+        self.consts.append(numpy_helper.from_array(value, name))
+
+    def layer_norm(self, x: str, prefix: str, out: str) -> str:
+        self.nodes.append(
+            helper.make_node(
+                "LayerNormalization", [x, prefix + ".weight", prefix + ".bias"], [out], axis=-1, epsilon=LN_EPS
+            )
+        )
+        return out
+
+    def linear(self, x: str, prefix: str, out: str) -> str:
+        self.nodes.append(helper.make_node("MatMul", [x, prefix + ".weight"], [out + "_mm"]))
+        self.nodes.append(helper.make_node("Add", [out + "_mm", prefix + ".bias"], [out]))
+        return out

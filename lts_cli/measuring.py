@@ -1,0 +1,231 @@
+"""Time and size an ONNX model under ONNX Runtime on this machine; the machine's fingerprint."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lts_cli.config import MeasureSettings
+from lts_cli.errors import LtsError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+    from lts_cli.gpt2_onnx import OnnxGpt2
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def fingerprint() -> dict[str, Any]:
+    """This machine, as far as measurements go: CPU model, cores, ONNX Runtime version.
+
+    The execution provider is a measurement setting (MeasureSettings.provider), so it is in the
+    cache key too.
+    """
+    import onnxruntime
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "machine": platform.machine(),
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+# Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (standard table).
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
+
+
+def t_975(dof: int) -> float:
+    """Two-sided 95% Student-t quantile: the table up to 30, a Cornish-Fisher expansion beyond."""
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z, v = 1.959964, float(dof)
+    return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+
+
+def latency_stats(times: list[float]) -> dict[str, Any]:
+    """Median (the objective: robust to the 2-3x outliers of a shared machine), mean, CV, CI."""
+    n = len(times)
+    mean = statistics.fmean(times)
+    sd = statistics.stdev(times) if n > 1 else 0.0
+    ci = t_975(n - 1) * sd / math.sqrt(n) / mean if n > 1 and mean > 0 else None
+    return {
+        "median": statistics.median(times),
+        "mean": mean,
+        "cv": sd / mean if mean > 0 else 0.0,
+        "ci95_rel": ci,  # half-width of the 95% confidence interval of the mean, relative; None for 1 run
+        "min": min(times),
+        "max": max(times),
+        "n": n,
+    }
+
+
+def time_runs(
+    run: Callable[[], object], settings: MeasureSettings, progress: Progress | None = None
+) -> tuple[list[float], str]:
+    """Warm up, then time runs one by one; adaptive mode stops once the mean's 95% CI is tight enough."""
+    for i in range(settings.warmup):
+        if progress:
+            progress("warm-up", i, settings.warmup)
+        run()
+    times: list[float] = []
+    for i in range(settings.trials):
+        if progress:
+            progress("timing", i, settings.trials)
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+        if settings.adaptive and len(times) >= max(settings.min_trials, 2):
+            ci = latency_stats(times)["ci95_rel"]
+            if ci is not None and ci <= settings.target_ci:
+                return times, "converged"
+    return times, ("max-trials" if settings.adaptive else "fixed")
+
+
+class PeakRss:
+    """Peak resident memory above the level at entry, for what runs inside the `with` block.
+
+    On Linux the kernel's high-water mark is reset at entry (/proc/self/clear_refs), so the figure is
+    exact; elsewhere it falls back to the process-lifetime peak, an upper bound (see `method`).
+    """
+
+    def __enter__(self) -> PeakRss:
+        self.method = "vmhwm"
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            self.method = "ru_maxrss"
+        self.start_mib = _rss_mib()
+        self.peak_mib = self.start_mib
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak_mib = max(self.start_mib, _process_peak_mib(self.method))
+
+    @property
+    def delta_mib(self) -> float:
+        return self.peak_mib - self.start_mib
+
+
+def _rss_mib() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _process_peak_mib(method: str) -> float:
+    if method == "vmhwm":
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def session_options(settings: MeasureSettings) -> onnxruntime.SessionOptions:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[settings.opt_level])
+    options.log_severity_level = 3
+    return options
+
+
+class InMemorySession:
+    """An ONNX Runtime session over an `OnnxGpt2` whose weights stay in their numpy arrays.
+
+    The graph (kilobytes) goes to a private temp dir beside a sparse, empty weights file that only
+    satisfies ONNX Runtime's external-data checks; every weight is handed over with
+    `SessionOptions.add_initializer`, which uses the array in place (no serialization, no copy).
+    tests/test_gpt2_onnx.py checks its outputs equal those of the self-contained model.
+    """
+
+    def __init__(self, onnx_model: OnnxGpt2, settings: MeasureSettings, workdir: Path) -> None:
+        import onnxruntime as ort
+
+        from lts_cli.gpt2_onnx import WEIGHTS_FILE
+
+        if settings.provider not in ort.get_available_providers():
+            raise LtsError(
+                f"execution provider {settings.provider} is not available in this onnxruntime "
+                f"(available: {', '.join(ort.get_available_providers())})"
+            )
+        model_path = workdir / "model.onnx"
+        model_path.write_bytes(onnx_model.model.SerializeToString())
+        with open(workdir / WEIGHTS_FILE, "wb") as f:
+            f.truncate(sum(a.nbytes for a in onnx_model.weights.values()))
+        options = session_options(settings)
+        self._values = []  # the OrtValues must outlive the session
+        for name, array in onnx_model.weights.items():
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            options.add_initializer(name, value)
+            self._values.append(value)
+        self.session = ort.InferenceSession(str(model_path), options, providers=[settings.provider])
+        self.output = self.session.get_outputs()[0].name
+
+    def run(self, feeds: dict[str, Any]) -> Any:
+        return self.session.run([self.output], feeds)[0]

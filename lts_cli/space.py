@@ -1,0 +1,142 @@
+"""GPT-2 architectures: the `Arch` record, its validation, stable id and exact parameter counts (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lts_cli.errors import LtsError, UsageError
+
+ARCH_TYPE = "gpt2"
+GPT2_VOCAB_SIZE = 50257
+GPT2_N_POSITIONS = 1024
+ARCH_FIELDS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "n_positions")
+EXAMPLE_SPEC = "n_layer=4,d_model=128,d_inner=768,n_head=4"
+
+# Keys of the published (archai) gallery configs that map onto Arch fields, and those we accept and ignore.
+_ALIASES = {"max_sequence_length": "n_positions"}
+_IGNORED = {"dropatt"}  # attention dropout: a training setting, not part of the shape
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A GPT-2 decoder shape; the LM head is tied to the token embedding."""
+
+    n_layer: int
+    d_model: int
+    d_inner: int
+    n_head: int
+    vocab_size: int = GPT2_VOCAB_SIZE
+    n_positions: int = GPT2_N_POSITIONS
+
+    def __post_init__(self) -> None:
+        for name in ARCH_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LtsError(f"{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise LtsError(f"{name} must be at least 1, got {value}")
+        if self.d_model % self.n_head:
+            raise LtsError(
+                f"n_head: d_model ({self.d_model}) is not divisible by n_head ({self.n_head}); "
+                "pick an n_head that divides d_model"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    def to_config(self) -> dict[str, Any]:
+        """The gallery-style config (the published JSON layout); its hash is the archid."""
+        return {
+            "arch_type": ARCH_TYPE,
+            "d_inner": self.d_inner,
+            "d_model": self.d_model,
+            "dropatt": 0.0,
+            "max_sequence_length": self.n_positions,
+            "n_head": self.n_head,
+            "n_layer": self.n_layer,
+            "vocab_size": self.vocab_size,
+        }
+
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in ARCH_FIELDS}
+
+    @property
+    def archid(self) -> str:
+        """`gpt2_` + sha1 of the canonical config; equals archai's id for the same config."""
+        canonical = json.dumps(self.to_config(), sort_keys=True)
+        return f"{ARCH_TYPE}_{hashlib.sha1(canonical.encode('ascii')).hexdigest()}"
+
+    @property
+    def non_embedding_params(self) -> int:
+        """All parameters except token and position embeddings (the tied LM head is not counted)."""
+        return non_embedding_params(self.n_layer, self.d_model, self.d_inner)
+
+    @property
+    def unique_params(self) -> int:
+        """Every stored parameter: non-embedding + token + position embeddings (tied head stored once)."""
+        return self.non_embedding_params + (self.vocab_size + self.n_positions) * self.d_model
+
+    def short(self) -> str:
+        return f"L{self.n_layer} d{self.d_model} ff{self.d_inner} h{self.n_head}"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], source: str = "config") -> Arch:
+        """Build from our own keys or the published gallery layout; unknown keys are errors."""
+        if not isinstance(config, Mapping):
+            raise LtsError(f"{source}: expected a mapping of architecture fields, got {type(config).__name__}")
+        values: dict[str, Any] = {}
+        for key, value in config.items():
+            if key == "arch_type":
+                if value != ARCH_TYPE:
+                    raise LtsError(f"{source}: arch_type {value!r} is not supported; lts searches '{ARCH_TYPE}'")
+                continue
+            if key in _IGNORED:
+                continue
+            name = _ALIASES.get(key, key)
+            if name not in ARCH_FIELDS:
+                known = ", ".join(ARCH_FIELDS)
+                raise LtsError(f"{source}: unknown architecture key {key!r}; known keys: {known}")
+            values[name] = value
+        missing = [name for name in ARCH_FIELDS[:4] if name not in values]
+        if missing:
+            raise LtsError(f"{source}: missing {', '.join(missing)} (e.g. {EXAMPLE_SPEC})")
+        try:
+            return cls(**values)
+        except LtsError as exc:
+            raise LtsError(f"{source}: {exc}") from None
+
+
+def non_embedding_params(n_layer: int, d_model: int, d_inner: int) -> int:
+    """Exact count for the transformers GPT-2 block.
+
+    Per layer: ln_1 and ln_2 (4d), c_attn (3d^2 + 3d), attn.c_proj (d^2 + d), c_fc (d*di + di),
+    mlp.c_proj (di*d + d); plus the final ln_f (2d).
+    """
+    d, di = d_model, d_inner
+    return n_layer * (4 * d * d + 2 * d * di + 9 * d + di) + 2 * d
+
+
+def parse_arch_spec(spec: str) -> Arch:
+    """Parse `n_layer=4,d_model=128,d_inner=768,n_head=4` (vocab_size and n_positions optional)."""
+    values: dict[str, int] = {}
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        key, sep, raw = part.partition("=")
+        if not sep or not key or not raw:
+            raise UsageError(f"malformed --arch {spec!r}: expected key=value pairs such as {EXAMPLE_SPEC}")
+        if key not in ARCH_FIELDS:
+            raise UsageError(f"--arch: unknown key {key!r}; known keys: {', '.join(ARCH_FIELDS)}")
+        try:
+            values[key] = int(raw)
+        except ValueError:
+            raise UsageError(f"--arch: {key}={raw!r} is not an integer") from None
+    try:
+        return Arch.from_config(values, source="--arch")
+    except LtsError as exc:
+        raise UsageError(str(exc)) from None

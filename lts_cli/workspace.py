@@ -1,0 +1,76 @@
+"""The workspace root (`$LTS_HOME`, else the platform's user data folder) and atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lts_cli.errors import LtsError
+
+ENV_HOME = "LTS_HOME"
+DB_NAME = "lts.db"
+
+
+def home() -> Path:
+    """Where lts keeps its database, search runs and models (not created here)."""
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("lts", appauthor=False)
+
+
+def ensure_home() -> Path:
+    """The workspace root, created and checked writable, or an error that says how to fix it."""
+    root = home()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise LtsError(
+            f"cannot write to the workspace {root} ({reason}); set {ENV_HOME} to a writable folder"
+        ) from None
+    return root
+
+
+def db_path() -> Path:
+    return ensure_home() / DB_NAME
+
+
+def runs_dir() -> Path:
+    return ensure_home() / "runs"
+
+
+def models_dir() -> Path:
+    return ensure_home() / "models"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

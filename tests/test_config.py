@@ -1,0 +1,70 @@
+"""Config loading: defaults < file < flags; unknown keys, wrong types and broken files are named."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lts_cli.config import MeasureSettings, load_mapping, measure_settings
+from lts_cli.errors import LtsError
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_configs_profile_yaml_mirrors_the_defaults() -> None:
+    shipped = yaml.safe_load((ROOT / "configs" / "profile.yaml").read_text())
+    assert shipped == dataclasses.asdict(MeasureSettings())
+
+
+def test_flags_override_file_override_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("seq_len: 192\ntrials: 7\n")
+    settings = measure_settings(path, trials=3, threads=None)
+    assert (settings.seq_len, settings.trials, settings.threads) == (192, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("seq_lenn: 12\n", "unknown key 'seq_lenn' (did you mean 'seq_len'?)"),
+        ("seq_len: twelve\n", "seq_len must be an integer"),
+        ("graph: full\n", "graph must be one of next-token, logits"),
+        ("adaptive: 1\n", "adaptive must be true or false"),
+        ("seq_len: 0\n", "seq_len must be positive"),
+        ("seq_len: [1\n", "invalid YAML at line"),
+        ("- 1\n- 2\n", "expected a mapping"),
+    ],
+)
+def test_bad_files_are_named(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(LtsError) as info:
+        measure_settings(path)
+    assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+def test_bad_json_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"seq_len": 12,}')
+    with pytest.raises(LtsError, match=r"invalid JSON at line 1"):
+        load_mapping(bad)
+    with pytest.raises(LtsError, match="no such file"):
+        load_mapping(tmp_path / "missing.yaml")
+    other = tmp_path / "settings.toml"
+    other.write_text("x = 1")
+    with pytest.raises(LtsError, match=r"unsupported file type \.toml"):
+        load_mapping(other)
+    binary = tmp_path / "latin1.yaml"
+    binary.write_bytes("seq_len: 12 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(LtsError, match="not UTF-8"):
+        load_mapping(binary)
+
+
+def test_inconsistent_settings() -> None:
+    with pytest.raises(LtsError, match=r"min_trials \(10\) is larger than trials \(5\)"):
+        MeasureSettings(adaptive=True, min_trials=10, trials=5)
+    with pytest.raises(LtsError, match="target_ci"):
+        MeasureSettings(target_ci=3)

@@ -1,0 +1,69 @@
+"""The SQLite store: round trips, concurrent writers, corrupt and newer-schema files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lts_cli.errors import LtsError
+from lts_cli.space import Arch
+from lts_cli.store import SCHEMA_VERSION, Store
+
+ARCH = Arch(n_layer=2, d_model=64, d_inner=128, n_head=2)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    with Store(tmp_path / "lts.db") as store:
+        store.put_arch(ARCH, "test")
+        store.put_arch(ARCH, "again")  # idempotent
+        assert store.find_archs(ARCH.archid[:9]) == [ARCH]
+        assert store.find_archs("gpt2_ffff") == []
+        store.put_measurement("k1", ARCH.archid, {"seq_len": 8}, {"cpu": "x"}, {"latency_s": 0.5})
+        assert store.get_measurement("k1") == {"latency_s": 0.5}
+        assert store.get_measurement("k2") is None
+        assert store.measurements_for(ARCH.archid, {"cpu": "x"}) == [{"latency_s": 0.5}]
+        assert store.measurements_for(ARCH.archid, {"cpu": "y"}) == []
+    with Store(tmp_path / "lts.db") as again:  # persisted
+        assert again.get_measurement("k1") == {"latency_s": 0.5}
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    with Store(Path(path)) as store:
+        for i in range(count):
+            store.put_measurement(f"w{worker}-{i}", f"gpt2_{worker}", {"i": i}, {}, {"i": i, "worker": worker})
+
+
+def test_two_processes_writing_at_once_do_not_corrupt_it(tmp_path: Path) -> None:
+    path = tmp_path / "lts.db"
+    Store(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), w, 100)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM measurements").fetchone()[0] == 200
+
+
+def test_corrupt_file_is_named_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "lts.db"
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    with pytest.raises(LtsError, match=f"workspace database {path} is unusable.*move it aside"):
+        Store(path)
+    assert path.read_bytes() == garbage
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "lts.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(LtsError, match="written by a newer lts"):
+        Store(path)
