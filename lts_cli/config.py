@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import types
 import typing
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lts_cli.errors import LtsError
+from lts_cli.space import SearchSpace
 
 T = TypeVar("T")
 
@@ -60,14 +62,23 @@ def load_mapping(path: Path) -> dict[str, Any]:
 def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
     """Build dataclass `cls` from `data`, checking every key and type; `source` names where it came from."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if not isinstance(data, Mapping):
+        raise LtsError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(names)}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(fields)}"
             raise LtsError(f"{source}: unknown key {key!r}{hint}")
-        values[key] = _check_type(value, hints[key], f"{source}: {key}")
+        hint_type = hints[key]
+        if isinstance(hint_type, type) and dataclasses.is_dataclass(hint_type):
+            # A nested section overrides the field's own default, key by key.
+            factory: Any = fields[key].default_factory
+            where = f"{source}: {key}" if ":" not in source else f"{source}.{key}"
+            values[key] = from_mapping(hint_type, {**as_plain(factory()), **_mapping(value, where)}, where)
+        else:
+            values[key] = _check_type(value, hint_type, f"{source}: {key}")
     try:
         return cls(**values)
     except LtsError as exc:
@@ -75,10 +86,38 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
 
 
 def replace(obj: T, source: str, **changes: Any) -> T:
-    """`dataclasses.replace` that skips None (flags not given) and type-checks what is set."""
-    given = {k: v for k, v in changes.items() if v is not None}
-    merged = {**dataclasses.asdict(obj), **given}  # type: ignore[call-overload]
+    """`dataclasses.replace` that skips None (flags not given), type-checks what is set, and takes
+    dotted keys for nested sections (`measure.seq_len`)."""
+    merged = as_plain(obj)
+    for key, value in changes.items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        target = merged
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
     return from_mapping(type(obj), merged, source)
+
+
+def as_plain(obj: Any) -> Any:
+    """A config object as plain data (dicts, lists, scalars) for YAML/JSON; compact ranges."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        items = list(obj)
+        if len(items) > 3 and all(isinstance(i, int) for i in items):
+            steps = {b - a for a, b in itertools.pairwise(items)}
+            if len(steps) == 1 and steps.pop() > 0:
+                return {"min": items[0], "max": items[-1], "step": items[1] - items[0]}
+        return items
+    return obj
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise LtsError(f"{where} must be a mapping of keys to values, got {value!r}")
+    return value
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -94,6 +133,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _check_type(value, inner, where)
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(_sequence(value, where)))
     if hint is bool:
         if not isinstance(value, bool):
             raise LtsError(f"{where} must be true or false, got {value!r}")
@@ -103,6 +145,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise LtsError(f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e6 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise LtsError(f"{where} must be a number, got {value!r}")
         return float(value)
@@ -111,6 +158,23 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise LtsError(f"{where} must be a string, got {value!r}")
         return value
     return value
+
+
+def _sequence(value: Any, where: str) -> list[Any]:
+    """A list, or for integer choices a range written as {min, max, step}."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"min", "max", "step"}
+        if unknown or not {"min", "max"} <= set(value):
+            raise LtsError(f"{where} must be a list or a range {{min: .., max: .., step: ..}}, got {dict(value)}")
+        lo, hi, step = value["min"], value["max"], value.get("step", 1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, step)) or step < 1 or hi < lo:
+            raise LtsError(f"{where}: a range needs integers with min <= max and step >= 1, got {dict(value)}")
+        return list(range(lo, hi + 1, step))
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise LtsError(f"{where} must not be empty")
+        return list(value)
+    raise LtsError(f"{where} must be a list, got {value!r}")
 
 
 def _positive(name: str, value: int | float) -> None:
@@ -166,4 +230,69 @@ def measure_settings(config: Path | None = None, **flags: Any) -> MeasureSetting
     settings = MeasureSettings()
     if config is not None:
         settings = from_mapping(MeasureSettings, load_mapping(config), str(config))
+    return replace(settings, "command line", **flags)
+
+
+# What the search can optimize: name -> (maximize?, unit). The evaluator measures them all.
+OBJECTIVES: dict[str, tuple[bool, str]] = {
+    "non_embedding_params": (True, ""),
+    "onnx_latency": (False, "s"),
+    "onnx_memory": (False, "MiB"),
+    "peak_rss": (False, "MiB"),
+}
+
+
+def _search_measure() -> MeasureSettings:
+    # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
+    # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
+    return MeasureSettings(adaptive=True)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The Lightweight Transformer Search; defaults are the published ones (configs/search.yaml)."""
+
+    generations: int = 10
+    init_models: int = 10
+    mutations_per_parent: int = 1
+    crossovers: int = 5
+    random_mix: int = 5
+    max_unseen: int = 100
+    seed: int = 1
+    min_params: float = 1e6
+    max_params: float = 1e9
+    patience: int = 20
+    objectives: tuple[str, ...] = ("non_embedding_params", "onnx_latency", "onnx_memory")
+    space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
+    measure: MeasureSettings = dataclasses.field(default_factory=_search_measure)
+
+    def __post_init__(self) -> None:
+        for name in ("generations", "init_models", "max_unseen", "patience"):
+            if getattr(self, name) < 1:
+                raise LtsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("mutations_per_parent", "crossovers", "random_mix"):
+            if getattr(self, name) < 0:
+                raise LtsError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.generations > 1 and self.mutations_per_parent + self.crossovers + self.random_mix == 0:
+            raise LtsError(
+                "mutations_per_parent, crossovers and random_mix are all 0: later generations would be empty"
+            )
+        if self.min_params < 0 or self.max_params <= 0:
+            raise LtsError(f"parameter constraints must be positive, got {self.min_params:g}..{self.max_params:g}")
+        if self.min_params > self.max_params:
+            raise LtsError(f"min_params ({self.min_params:g}) is larger than max_params ({self.max_params:g})")
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown:
+            raise LtsError(f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}")
+        if len(set(self.objectives)) != len(self.objectives) or len(self.objectives) < 2:
+            raise LtsError("objectives must name at least two different objectives")
+        if self.measure.seq_len > self.space.n_positions:
+            raise LtsError(f"measure.seq_len {self.measure.seq_len} exceeds space.n_positions {self.space.n_positions}")
+
+
+def search_config(config: Path | None = None, **flags: Any) -> SearchConfig:
+    """Defaults < YAML/JSON file < flags (dotted keys such as `measure.seq_len` reach sections)."""
+    settings = SearchConfig()
+    if config is not None:
+        settings = from_mapping(SearchConfig, load_mapping(config), str(config))
     return replace(settings, "command line", **flags)

@@ -16,6 +16,7 @@ from typing import Any
 from lts_cli.config import MeasureSettings
 from lts_cli.errors import LtsError
 from lts_cli.measuring import Progress
+from lts_cli.search import Measured
 from lts_cli.space import Arch
 from lts_cli.store import Store
 
@@ -198,3 +199,31 @@ def profile(
         measurement = evaluator.evaluate(arch, progress)
         store.put_arch(arch, source="profile")
     return measurement
+
+
+class SearchEvaluator:
+    """The search's evaluator: cached measurements mapped to objective values; archs remembered by id."""
+
+    def __init__(
+        self,
+        settings: MeasureSettings,
+        store: Store,
+        source: str,
+        use_cache: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
+        self.evaluator = Evaluator(settings, store, use_cache=use_cache)
+        self.store = store
+        self.source = source
+        self.progress = progress
+
+    def __call__(self, arch: Arch) -> Measured:
+        m = self.evaluator.evaluate(arch, self.progress)
+        self.store.put_arch(arch, self.source)
+        values = {
+            "non_embedding_params": float(m.non_embedding_params),
+            "onnx_latency": m.latency_s,
+            "onnx_memory": m.memory_mib,
+            "peak_rss": m.peak_rss_mib,
+        }
+        return Measured(values, cached=m.cached, timing_s=0.0 if m.cached else m.timing_s)

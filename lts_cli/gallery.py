@@ -121,9 +121,14 @@ def arch_from_file(path: Path) -> Arch:
 
 def gallery_row(entry: GalleryEntry, all_measurements: bool = False, store: Store | None = None) -> dict[str, Any]:
     """One entry as data: config, published figures, what lts computes and has measured here."""
+    return _row(entry.id, entry.arch, entry.published(), store, all_measurements)
+
+
+def _row(
+    row_id: str, arch: Arch, published: dict[str, Any] | None, store: Store | None, all_measurements: bool = False
+) -> dict[str, Any]:
     from lts_cli.evaluation import MIB
 
-    arch = entry.arch
     lts: dict[str, Any] = {
         "non_embedding_params": arch.non_embedding_params,
         "non_embedding_params_m": round(arch.non_embedding_params / 1e6, 2),
@@ -136,20 +141,35 @@ def gallery_row(entry: GalleryEntry, all_measurements: bool = False, store: Stor
     else:
         lts["latest_measurement"] = _preferred(measured)
     return {
-        "id": entry.id,
+        "id": row_id,
         "archid": arch.archid,
         "arch": arch.to_dict(),
         "config": arch.to_config(),
-        "published": entry.published(),
+        "published": published,
         "lts": lts,
     }
 
 
-def gallery_report() -> list[dict[str, Any]]:
+def gallery_report(run: str | None = None) -> list[dict[str, Any]]:
+    """The published gallery, then (with `run`) that search run's Pareto members."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        return [gallery_row(e, store=store) for e in entries()]
+        rows = [gallery_row(e, store=store) for e in entries()]
+        if run is not None:
+            from lts_cli.runs import RunFolder
+
+            summary = RunFolder.open(run).summary()
+            if summary is None:
+                raise LtsError(f"run {run!r} has no finished generation yet")
+            for member in summary["front"]:
+                arch = Arch(
+                    **{k: member[k] for k in ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "n_positions")}
+                )
+                row = _row(arch.archid, arch, None, store)
+                row["run"] = run
+                rows.append(row)
+        return rows
 
 
 def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,3 +142,90 @@ def parse_arch_spec(spec: str) -> Arch:
         return Arch.from_config(values, source="--arch")
     except LtsError as exc:
         raise UsageError(str(exc)) from None
+
+
+def forward_flops(arch: Arch, seq_len: int, batch_size: int = 1, last_position_head: bool = True) -> int:
+    """Multiply-add FLOPs (x2) of one forward: projections, attention scores and values, LM head."""
+    d, di, s = arch.d_model, arch.d_inner, seq_len
+    per_layer = 2 * s * (4 * d * d + 2 * d * di) + 4 * s * s * d
+    head = 2 * d * arch.vocab_size * (1 if last_position_head else s)
+    return batch_size * (arch.n_layer * per_layer + head)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices for each field (the published GPT-2 space by default) and the mutation rate."""
+
+    n_layer: tuple[int, ...] = tuple(range(1, 11))
+    d_model: tuple[int, ...] = tuple(range(128, 961, 64))
+    d_inner: tuple[int, ...] = tuple(range(128, 961, 64))
+    n_head: tuple[int, ...] = (2, 4, 8)
+    vocab_size: int = GPT2_VOCAB_SIZE
+    n_positions: int = GPT2_N_POSITIONS
+    mutation_prob: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in SPACE_CHOICES:
+            values = getattr(self, name)
+            if not values:
+                raise LtsError(f"space.{name} has no choices")
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise LtsError(f"space.{name} must list positive integers, got {list(values)}")
+        if not any(m % h == 0 for m in self.d_model for h in self.n_head):
+            raise LtsError("no d_model choice is divisible by any n_head choice; no architecture is possible")
+        if not 0 <= self.mutation_prob <= 1:
+            raise LtsError(f"space.mutation_prob must be between 0 and 1, got {self.mutation_prob}")
+
+    def describe(self, name: str) -> str:
+        values = sorted(set(getattr(self, name)))
+        steps = {b - a for a, b in itertools.pairwise(values)}
+        if len(values) > 3 and len(steps) == 1:
+            step = steps.pop()
+            return f"{values[0]}..{values[-1]}" + (f" step {step}" if step != 1 else "")
+        return ", ".join(map(str, values))
+
+    def check(self, arch: Arch) -> None:
+        """Raise, naming the field, if `arch` is not a point of this space."""
+        for name in SPACE_CHOICES:
+            value = getattr(arch, name)
+            if value not in getattr(self, name):
+                raise LtsError(f"{name} {value} is outside the search space ({self.describe(name)})")
+        for name in ("vocab_size", "n_positions"):
+            if getattr(arch, name) != getattr(self, name):
+                raise LtsError(f"{name} {getattr(arch, name)} differs from the search space's {getattr(self, name)}")
+
+    def _make(self, values: dict[str, int]) -> Arch | None:
+        if values["d_model"] % values["n_head"]:
+            return None
+        return Arch(vocab_size=self.vocab_size, n_positions=self.n_positions, **values)
+
+    def sample(self, rng: random.Random, tries: int = 100) -> Arch:
+        """A uniformly random valid architecture (d_model divisible by n_head)."""
+        for _ in range(tries):
+            arch = self._make({name: rng.choice(getattr(self, name)) for name in SPACE_CHOICES})
+            if arch is not None:
+                return arch
+        raise LtsError("could not sample an architecture with d_model divisible by n_head; check the space")
+
+    def mutate(self, arch: Arch, rng: random.Random) -> Arch:
+        """Redraw each field with probability `mutation_prob`; the parent itself if nothing valid changed."""
+        values = {name: getattr(arch, name) for name in SPACE_CHOICES}
+        for name in SPACE_CHOICES:
+            if rng.random() < self.mutation_prob:
+                values[name] = rng.choice(getattr(self, name))
+        return self._make(values) or arch
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """Each field from one parent or the other at random; `a` itself if the mix is invalid."""
+        values = {name: rng.choice([getattr(a, name), getattr(b, name)]) for name in SPACE_CHOICES}
+        return self._make(values) or a
+
+    def extreme(self, largest: bool) -> Arch:
+        """The architecture with the most (or fewest) parameters in the space."""
+        pick = max if largest else min
+        d_model = pick(m for m in self.d_model if any(m % h == 0 for h in self.n_head))
+        n_head = next(h for h in self.n_head if d_model % h == 0)
+        return Arch(pick(self.n_layer), d_model, pick(self.d_inner), n_head, self.vocab_size, self.n_positions)
+
+
+SPACE_CHOICES = ("n_layer", "d_model", "d_inner", "n_head")

@@ -33,9 +33,11 @@ def run_cli():  # type: ignore[no-untyped-def]
 
 
 def assert_user_error(result, *fragments: str, code: int = 1) -> None:  # type: ignore[no-untyped-def]
-    """A one-line `Error: ...` on stderr naming what was wrong, the right exit code, no traceback."""
+    """One `Error: ...` line, last on stderr, naming what was wrong; the right exit code; no traceback."""
     assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)

@@ -68,3 +68,43 @@ def test_inconsistent_settings() -> None:
         MeasureSettings(adaptive=True, min_trials=10, trials=5)
     with pytest.raises(LtsError, match="target_ci"):
         MeasureSettings(target_ci=3)
+
+
+def test_configs_search_yaml_mirrors_the_defaults() -> None:
+    from lts_cli.config import SearchConfig, from_mapping
+
+    path = ROOT / "configs" / "search.yaml"
+    assert from_mapping(SearchConfig, load_mapping(path), str(path)) == SearchConfig()
+
+
+def test_search_config_sections_merge_with_defaults(tmp_path: Path) -> None:
+    from lts_cli.config import search_config
+
+    path = tmp_path / "s.yaml"
+    path.write_text("generations: 3\nmin_params: 1e5\nspace:\n  n_head: [4]\nmeasure:\n  seq_len: 128\n")
+    config = search_config(path, **{"measure.trials": 9, "seed": 7})
+    assert (config.generations, config.seed, config.min_params) == (3, 7, 1e5)
+    assert config.space.n_head == (4,) and config.space.d_model == tuple(range(128, 961, 64))
+    assert (config.measure.seq_len, config.measure.trials, config.measure.adaptive) == (128, 9, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("generation: 3\n", "unknown key 'generation' (did you mean 'generations'?)"),
+        ("space:\n  d_modle: [128]\n", "space: unknown key 'd_modle' (did you mean 'd_model'?)"),
+        ("measure:\n  seq_len: -1\n", "seq_len must be positive"),
+        ("space:\n  d_model: {min: 512, max: 128}\n", "min <= max"),
+        ("space: [1, 2]\n", "space must be a mapping"),
+        ("generations: 0\n", "generations must be at least 1"),
+        ("min_params: 2e6\nmax_params: 1e6\n", "min_params (2e+06) is larger than max_params (1e+06)"),
+    ],
+)
+def test_bad_search_files_are_named(tmp_path: Path, text: str, fragment: str) -> None:
+    from lts_cli.config import search_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(LtsError) as info:
+        search_config(path)
+    assert str(path) in str(info.value) and fragment in str(info.value), str(info.value)

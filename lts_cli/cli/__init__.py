@@ -57,8 +57,9 @@ def _root(
     """Workspace: $LTS_HOME, else the platform's user data folder. LTS_DEBUG=1 shows tracebacks."""
 
 
-from lts_cli.cli import gallery, pending, profile  # noqa: E402  (register the commands)
+from lts_cli.cli import gallery, pending, profile, search  # noqa: E402  (register the commands)
 
+app.add_typer(search.app, name="search")
 app.add_typer(gallery.app, name="gallery")
 app.command("profile")(profile.profile)
 pending.register(app)

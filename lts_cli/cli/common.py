@@ -20,7 +20,7 @@ def print_json(obj: Any) -> None:
 
 
 def note(message: str) -> None:
-    err.print(message, highlight=False, markup=False)
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich import box
@@ -17,11 +17,16 @@ app = typer.Typer(
 
 
 @app.command("list")
-def list_models(json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON.")) -> None:
+def list_models(
+    run: Optional[str] = typer.Option(
+        None, "--run", metavar="RUN", help="Also list the Pareto members of a search run."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
+) -> None:
     """List the published architectures: config, published figures, and this machine's."""
     from lts_cli.gallery import PUBLISHED_LATENCY_SEQ_LEN, gallery_report
 
-    rows = gallery_report()
+    rows = gallery_report(run)
     if json_out:
         print_json(rows)
         return
@@ -38,22 +43,26 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print the e
     table.add_column(f"latency s\npub@{PUBLISHED_LATENCY_SEQ_LEN}/here@seq", justify="right")
     table.add_column("memory MiB\npub/lts", justify="right")
     for row in rows:
-        a, pub, lts = row["arch"], row["published"], row["lts"]
+        a, pub, lts = row["arch"], row["published"] or {}, row["lts"]
         here = lts["latest_measurement"]
         latency = f"{fmt_s(here['latency_s'])}@{here['settings']['seq_len']}" if here else "-"
         memory = f"{here['memory_mib']:.2f}" if here else f"~{lts['memory_mib_analytic']:.2f}"
         table.add_row(
             row["id"][:12],
             f"{a['n_layer']}/{a['d_model']}/{a['d_inner']}/{a['n_head']}",
-            f"{pub['non_embedding_params_m']:.2f}/{lts['non_embedding_params'] / 1e6:.2f}",
-            f"{pub['latency_s']:.3f}/{latency}",
-            f"{pub['memory_mib']:.2f}/{memory}",
+            f"{_pub(pub, 'non_embedding_params_m')}/{lts['non_embedding_params'] / 1e6:.2f}",
+            f"{_pub(pub, 'latency_s', 3)}/{latency}",
+            f"{_pub(pub, 'memory_mib')}/{memory}",
         )
     out.print(table)
     note(
         "ids are shortened (any unique prefix works); '~' memory = 4 bytes x unique parameters, "
         "measured values replace it after `lts profile ID`"
     )
+
+
+def _pub(published: dict[str, Any], key: str, digits: int = 2) -> str:
+    return f"{published[key]:.{digits}f}" if key in published else "-"
 
 
 @app.command("show")

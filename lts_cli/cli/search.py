@@ -1,0 +1,252 @@
+"""`lts search`: run, resume, list and show Lightweight Transformer Search runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lts_cli.cli.common import err, fmt_s, note, out, print_json
+from lts_cli.errors import UsageError
+
+app = typer.Typer(
+    help="Run the Lightweight Transformer Search: an evolutionary Pareto search over non-embedding "
+    "parameters (max), ONNX latency and ONNX memory (min) measured on this machine.",
+)
+
+
+@app.callback(invoke_without_command=True)
+def search(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON search config (see configs/search.yaml)."),
+    generations: Optional[int] = typer.Option(None, "--generations", "-g", help="Generations [10]."),
+    init_models: Optional[int] = typer.Option(None, "--init-models", help="Random architectures in generation 1 [10]."),
+    mutations_per_parent: Optional[int] = typer.Option(
+        None, "--mutations-per-parent", help="Mutations per Pareto member [1]."
+    ),
+    crossovers: Optional[int] = typer.Option(
+        None, "--crossovers", help="Crossovers of random Pareto pairs per generation [5]."
+    ),
+    random_mix: Optional[int] = typer.Option(
+        None, "--random-mix", help="Fresh random architectures per generation [5]."
+    ),
+    max_unseen: Optional[int] = typer.Option(None, "--max-unseen", help="Most new architectures per generation [100]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [1]."),
+    min_params: Optional[float] = typer.Option(None, "--min-params", help="Fewest non-embedding params allowed [1e6]."),
+    max_params: Optional[float] = typer.Option(None, "--max-params", help="Most non-embedding params allowed [1e9]."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Latency sequence length [1024]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Latency batch size [1]."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads [1]."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Most timed runs per architecture [25]."),
+    adaptive: Optional[bool] = typer.Option(
+        None, "--adaptive/--fixed-runs", help="Stop timing once the mean's 95% CI is within 3% [adaptive]."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (a folder under the workspace's runs/)."),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", help="Continue an interrupted run."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Measure every architecture again."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON at the end."),
+) -> None:
+    """Search (default), or `lts search list` / `lts search show RUN` for past runs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lts_cli.config import search_config
+    from lts_cli.runs import RunFolder, execute, new_name, resumable
+
+    flags: dict[str, Any] = {
+        "generations": generations,
+        "init_models": init_models,
+        "mutations_per_parent": mutations_per_parent,
+        "crossovers": crossovers,
+        "random_mix": random_mix,
+        "max_unseen": max_unseen,
+        "seed": seed,
+        "min_params": min_params,
+        "max_params": max_params,
+        "measure.seq_len": seq_len,
+        "measure.batch_size": batch_size,
+        "measure.threads": threads,
+        "measure.trials": trials,
+        "measure.adaptive": adaptive,
+    }
+    if resume is not None:
+        given = (
+            [k for k, v in flags.items() if v is not None] + (["config"] if config else []) + (["name"] if name else [])
+        )
+        if given:
+            raise UsageError(f"--resume continues a run with its recorded config; drop {', '.join(given)}")
+        run, cfg, state = resumable(resume)
+        note(f"resuming {run.name}: {len(state.records) if state else 0} architectures already evaluated")
+    else:
+        cfg = search_config(config, **flags)
+        run = RunFolder.create(name or new_name(cfg.seed), cfg)
+        state = None
+    note(f"run {run.name}: {run.path}")
+
+    ui = _SearchProgress(cfg.generations)
+    try:
+        with ui.live:
+            found, final = execute(
+                run, cfg, state, ui.on_event, ui.on_stage, use_cache=not no_cache, plots=not no_plots
+            )
+    except KeyboardInterrupt:
+        note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {run.name}`")
+        raise typer.Exit(130) from None
+    _print_result(run.name, run.path, found, final, json_out)
+
+
+class _SearchProgress:
+    """Two bars on stderr (generations, architectures of this generation) and a line per generation."""
+
+    def __init__(self, generations: int) -> None:
+        self.live = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self.gens = self.live.add_task("generation", total=generations)
+        self.archs = self.live.add_task("architecture", total=None)
+        self.current = ""
+
+    def on_event(self, event: str, state: Any, data: dict[str, Any]) -> None:
+        if event == "generation_start":
+            self.live.update(self.gens, completed=state.generation - 1, description=f"generation {state.generation}")
+            done = sum(1 for r in state.records if r.generation == state.generation)
+            self.live.reset(self.archs, total=data["size"], completed=done)
+        elif event == "arch_start":
+            from lts_cli.space import Arch
+
+            arch = Arch(**data["candidate"].arch)
+            self.current = f"{arch.archid[:12]} {arch.short()}"
+            self.live.update(self.archs, description=self.current)
+        elif event == "arch_done":
+            self.live.advance(self.archs)
+        elif event == "generation_done":
+            g = data["entry"]
+            self.live.update(self.gens, completed=g.generation)
+            new = ", ".join(a[:12] for a in g.new_on_front[:4]) + (" ..." if len(g.new_on_front) > 4 else "")
+            self.live.console.print(
+                f"generation {g.generation}: evaluated {g.evaluated} ({g.cached} cached), Pareto {g.pareto_size}, "
+                f"hypervolume {g.hypervolume:.4f}, new on front: {new or 'none'}, {g.seconds:.1f} s",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def on_stage(self, stage: str, done: int, total: int) -> None:
+        detail = f"{stage} {done + 1}/{total}" if total > 1 else stage
+        self.live.update(self.archs, description=f"{self.current} {detail}")
+
+
+def _front_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
+    for col in ("archid", "L", "d_model", "d_inner", "heads", "params M", "latency s", "memory MiB"):
+        table.add_column(col, justify="left" if col == "archid" else "right", no_wrap=col == "archid")
+    for r in rows:
+        table.add_row(
+            r["archid"][:16],
+            str(r["n_layer"]),
+            str(r["d_model"]),
+            str(r["d_inner"]),
+            str(r["n_head"]),
+            f"{r['non_embedding_params'] / 1e6:.2f}",
+            fmt_s(r.get("onnx_latency")),
+            f"{r['onnx_memory']:.2f}" if r.get("onnx_memory") is not None else "-",
+        )
+    return table
+
+
+def _print_result(name: str, path: Path, found: Any, state: Any, json_out: bool) -> None:
+    from lts_cli.runs import summary
+
+    data = summary(name, found, state)
+    if json_out:
+        print_json({**data, "path": str(path)})
+        return
+    out.print(_front_table(data["front"], f"Pareto front of {name} ({len(data['front'])} of {len(state.records)})"))
+    t = data["timings"]
+    out.print(
+        f"hypervolume {data['hypervolume']['per_generation'][-1]:.4f}; {t['evaluated']} evaluated "
+        f"({t['cached']} cached) in {t['search_wall_s']:.0f} s",
+        highlight=False,
+    )
+    out.print(f"outputs: {path} (results.csv, summary.json, pareto/, *.png)", highlight=False)
+
+
+@app.command("list")
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON.")) -> None:
+    """List past search runs, newest first."""
+    from lts_cli.runs import list_runs
+
+    rows = []
+    for run in list_runs():
+        s = run.summary() or {}
+        state = run.state()
+        rows.append(
+            {
+                "name": run.name,
+                "path": str(run.path),
+                "status": "finished" if state and state.finished else "incomplete",
+                "generations_done": s.get("generations_done", 0),
+                "generations": run.config().generations,
+                "evaluated": len(state.records) if state else 0,
+                "pareto_size": len(s.get("front", [])),
+                "hypervolume": (s.get("hypervolume", {}).get("per_generation") or [None])[-1],
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        note("no search runs yet; start one with `lts search`")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
+    for col in ("run", "status", "generations", "evaluated", "Pareto", "hypervolume"):
+        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for r in rows:
+        hv = f"{r['hypervolume']:.4f}" if r["hypervolume"] is not None else "-"
+        table.add_row(
+            r["name"],
+            r["status"],
+            f"{r['generations_done']}/{r['generations']}",
+            str(r["evaluated"]),
+            str(r["pareto_size"]),
+            hv,
+        )
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    run_name: str = typer.Argument(..., metavar="RUN", help="Run name (see `lts search list`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Show a run's Pareto front, hypervolume per generation and outputs."""
+    from lts_cli.errors import LtsError
+    from lts_cli.runs import RunFolder
+
+    run = RunFolder.open(run_name)
+    data = run.summary()
+    if data is None:
+        raise LtsError(
+            f"run {run_name!r} has not finished a generation yet; `lts search --resume {run_name}` continues it"
+        )
+    if json_out:
+        print_json({**data, "path": str(run.path)})
+        return
+    out.print(_front_table(data["front"], f"Pareto front of {run_name} ({data['status']})"))
+    hv = ", ".join(f"{v:.4f}" for v in data["hypervolume"]["per_generation"])
+    out.print(f"hypervolume per generation: {hv}", highlight=False)
+    t = data["timings"]
+    out.print(
+        f"{data['generations_done']}/{data['generations']} generations, {t['evaluated']} evaluated "
+        f"({t['cached']} cached), {t['search_wall_s']:.0f} s; outputs: {run.path}",
+        highlight=False,
+    )

@@ -1,0 +1,249 @@
+"""Search run folders: the effective config, the resumable state and every output, written atomically.
+
+runs/<name>/
+  config.yaml            the effective config (defaults < --config file < flags)
+  state.json             the resumable search state, rewritten after every architecture
+  results.csv            every evaluated architecture (archai's columns + the arch fields)
+  pareto/<archid>.json   the current Pareto members as gallery-style configs
+  summary.json           front, hypervolume per generation, timings
+  *.png                  params vs latency, params vs memory, hypervolume per generation
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lts_cli import workspace
+from lts_cli.config import OBJECTIVES, SearchConfig, as_plain, from_mapping, load_mapping
+from lts_cli.errors import LtsError
+from lts_cli.search import Record, Search, SearchState
+from lts_cli.space import ARCH_FIELDS, Arch
+
+CSV_COLUMNS = [
+    "archid",
+    "non_embedding_params",
+    "onnx_latency",
+    "onnx_memory",
+    "parent",
+    "parents",
+    "iteration_num",
+    "search_walltime_hours",
+    "is_pareto",
+    *ARCH_FIELDS,
+    "peak_rss",
+    "cached",
+]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def new_name(seed: int) -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}"
+
+
+@dataclass
+class RunFolder:
+    name: str
+    path: Path
+
+    @classmethod
+    def create(cls, name: str, config: SearchConfig) -> RunFolder:
+        if not _NAME.match(name):
+            raise LtsError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (up to 100 characters)")
+        path = workspace.runs_dir() / name
+        if path.exists():
+            raise LtsError(f"a run named {name!r} exists already ({path}); pick another --name or --resume it")
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise LtsError(f"cannot create the run folder {path}: {exc.strerror}") from None
+        run = cls(name, path)
+        import yaml
+
+        run._write("config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False).encode())
+        return run
+
+    @classmethod
+    def open(cls, name: str) -> RunFolder:
+        path = workspace.runs_dir() / name
+        if not (path / "state.json").is_file() and not (path / "config.yaml").is_file():
+            known = ", ".join(r.name for r in list_runs()[:5]) or "none yet"
+            raise LtsError(
+                f"no search run named {name!r} in {path.parent} (recent runs: {known}); see `lts search list`"
+            )
+        return cls(name, path)
+
+    def config(self) -> SearchConfig:
+        return from_mapping(SearchConfig, load_mapping(self.path / "config.yaml"), str(self.path / "config.yaml"))
+
+    def state(self) -> SearchState | None:
+        path = self.path / "state.json"
+        if not path.is_file():
+            return None
+        try:
+            return SearchState.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from None
+
+    def summary(self) -> dict[str, Any] | None:
+        path = self.path / "summary.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Atomic write inside the run folder, with errors a user can act on."""
+        if not self.path.is_dir():
+            raise LtsError(
+                f"the run folder {self.path} was deleted while the search was running; measurements so far are "
+                "cached in the workspace, so the same search (same seed) repeats them at no cost"
+            )
+        target = self.path / name
+        try:
+            workspace.atomic_write_bytes(target, data)
+        except OSError as exc:
+            hint = "free some space, then " if exc.errno == errno.ENOSPC else ""
+            raise LtsError(
+                f"cannot write {target} ({exc.strerror or exc}); {hint}continue with `lts search --resume {self.name}` "
+                "(what was written before is intact)"
+            ) from None
+
+    def save_state(self, state: SearchState) -> None:
+        self._write("state.json", json.dumps(state.to_dict()).encode())
+
+    def write_outputs(self, search: Search, state: SearchState, plots: bool = True) -> None:
+        """Results CSV, Pareto configs, summary.json and plots for the state as it is now."""
+        front = search.front(state)
+        front_ids = {r.archid for r in front}
+        self._write("results.csv", _csv(state.records, front_ids).encode())
+        pareto_dir = self.path / "pareto"
+        pareto_dir.mkdir(exist_ok=True)
+        for record in front:
+            self._write(
+                f"pareto/{record.archid}.json", (json.dumps(Arch(**record.arch).to_config(), indent=2) + "\n").encode()
+            )
+        for stale in pareto_dir.glob("*.json"):
+            if stale.stem not in front_ids:
+                stale.unlink()
+        self._write("summary.json", json.dumps(summary(self.name, search, state), indent=2).encode())
+        if plots:
+            from lts_cli.plots import write_plots
+
+            for name, png in write_plots(search, state).items():
+                self._write(name, png)
+
+
+def _csv(records: list[Record], front_ids: set[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        row: dict[str, Any] = {
+            "archid": r.archid,
+            "non_embedding_params": int(r.values["non_embedding_params"]),
+            "onnx_latency": r.values.get("onnx_latency"),
+            "onnx_memory": r.values.get("onnx_memory"),
+            "parent": r.parent or "",
+            "parents": r.parents or "",
+            "iteration_num": r.generation,
+            "search_walltime_hours": r.walltime_s / 3600,
+            "is_pareto": r.archid in front_ids,
+            "peak_rss": r.values.get("peak_rss"),
+            "cached": r.cached,
+            **r.arch,
+        }
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def front_rows(search: Search, state: SearchState) -> list[dict[str, Any]]:
+    """The front sorted by non-embedding parameters, as data."""
+    front = sorted(search.front(state), key=lambda r: r.values["non_embedding_params"])
+    return [{"archid": r.archid, **r.arch, **r.values, "generation": r.generation} for r in front]
+
+
+def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
+    records = state.records
+    timing = sum(r.timing_s for r in records if not r.cached)
+    measured = [r for r in records if not r.cached]
+    return {
+        "name": name,
+        "status": "finished" if state.finished else "incomplete",
+        "generations_done": len(state.log),
+        "generations": search.config.generations,
+        "objectives": {o: {"maximize": OBJECTIVES[o][0], "unit": OBJECTIVES[o][1]} for o in search.config.objectives},
+        "measure": asdict(search.config.measure),
+        "front": front_rows(search, state),
+        "hypervolume": {
+            "per_generation": [g.hypervolume for g in state.log],
+            "reference_point": [1.0] * len(search.config.objectives),
+            "normalization_bounds": state.bounds,
+            "definition": "see Search.hypervolume: objectives divided by their bound for the space's largest arch",
+        },
+        "generations_log": [asdict(g) for g in state.log],
+        "timings": {
+            "search_wall_s": state.elapsed_s,
+            "evaluated": len(records),
+            "cached": len(records) - len(measured),
+            "measured": len(measured),
+            "timed_runs_s": timing,
+            "overhead_per_measured_arch_s": (sum(r.eval_s for r in measured) - timing) / len(measured)
+            if measured
+            else 0.0,
+        },
+    }
+
+
+def list_runs() -> list[RunFolder]:
+    root = workspace.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [RunFolder(p.name, p) for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file()]
+    return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def execute(
+    run: RunFolder,
+    config: SearchConfig,
+    state: SearchState | None,
+    on_event: Any = None,
+    progress: Any = None,
+    use_cache: bool = True,
+    plots: bool = True,
+) -> tuple[Search, SearchState]:
+    """Run (or continue) the search of `run`, saving its state after every architecture and its
+    outputs after every generation. Measurements go through the workspace cache."""
+    from lts_cli.evaluation import SearchEvaluator
+    from lts_cli.store import open_store
+
+    with open_store() as store:
+        evaluator = SearchEvaluator(config.measure, store, f"search:{run.name}", use_cache, progress)
+        search = Search(config, evaluator)
+
+        def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
+            if event in ("arch_done", "generation_ready"):
+                run.save_state(current)
+            elif event == "generation_done":
+                run.save_state(current)
+                run.write_outputs(search, current, plots=plots)
+            if on_event:
+                on_event(event, current, data)
+
+        if state is None:
+            state = search.start()
+            run.save_state(state)
+        return search, search.run(state, handle)
+
+
+def resumable(name: str) -> tuple[RunFolder, SearchConfig, SearchState | None]:
+    run = RunFolder.open(name)
+    state = run.state()
+    config = run.config()
+    if state is not None and state.finished:
+        raise LtsError(f"run {name!r} has finished; `lts search show {name}` shows it, `lts search` starts a new one")
+    return run, config, state

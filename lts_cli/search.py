@@ -1,0 +1,315 @@
+"""The Lightweight Transformer Search: an evolutionary Pareto loop over an injected evaluator (pure).
+
+Each generation evaluates its unseen population, takes the Pareto front of everything evaluated so
+far, and builds the next population from one mutation per front member (`mutations_per_parent`),
+`crossovers` children of random front pairs and `random_mix` fresh samples, shuffled and cut to
+`max_unseen` (archai's EvolutionParetoSearch). Architectures outside the parameter constraint are
+rejected before any measurement, and an architecture already evaluated is never proposed again.
+
+All state lives in `SearchState`, which is plain data: after every architecture the caller may
+save it, and `run_search` continues from a saved state exactly where it stopped. Random draws
+happen only between generations, from the RNG state saved with the population, so a resumed run
+proposes the same architectures as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lts_cli.config import OBJECTIVES, SearchConfig
+from lts_cli.errors import LtsError
+from lts_cli.pareto import hypervolume, pareto_front, to_minimization
+from lts_cli.space import Arch, forward_flops
+
+
+@dataclass
+class Measured:
+    """What an evaluator returns for one architecture."""
+
+    values: dict[str, float]  # at least every configured objective
+    cached: bool = False
+    timing_s: float = 0.0  # seconds spent in timed runs (the rest of the evaluation is overhead)
+
+
+Evaluate = Callable[[Arch], Measured]
+OnEvent = Callable[[str, "SearchState", dict[str, Any]], None]
+
+
+@dataclass
+class Candidate:
+    arch: dict[str, int]
+    generation: int
+    parent: str | None = None  # mutations: the front member it came from
+    parents: str | None = None  # crossovers: "archid1,archid2"
+
+    @property
+    def archid(self) -> str:
+        return Arch(**self.arch).archid
+
+
+@dataclass
+class Record(Candidate):
+    values: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+    eval_s: float = 0.0
+    timing_s: float = 0.0
+    walltime_s: float = 0.0  # search wall time when this evaluation finished
+
+
+@dataclass
+class GenerationLog:
+    generation: int
+    evaluated: int
+    cached: int
+    pareto_size: int
+    hypervolume: float
+    new_on_front: list[str]
+    seconds: float
+
+
+@dataclass
+class SearchState:
+    generation: int  # the generation being evaluated (1-based)
+    pending: list[Candidate]  # its candidates not yet evaluated, in order
+    records: list[Record]
+    rng_state: list[Any]
+    elapsed_s: float = 0.0
+    bounds: dict[str, float] | None = None  # hypervolume normalization, fixed after generation 1
+    log: list[GenerationLog] = field(default_factory=list)
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchState:
+        return cls(
+            generation=data["generation"],
+            pending=[Candidate(**c) for c in data["pending"]],
+            records=[Record(**r) for r in data["records"]],
+            rng_state=data["rng_state"],
+            elapsed_s=data["elapsed_s"],
+            bounds=data["bounds"],
+            log=[GenerationLog(**g) for g in data["log"]],
+            finished=data["finished"],
+        )
+
+
+def _rng_from(state: list[Any]) -> random.Random:
+    rng = random.Random()
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+    return rng
+
+
+def _rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+class Search:
+    """One search: its config, the evaluator and the state it advances."""
+
+    def __init__(self, config: SearchConfig, evaluate: Evaluate, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.space = config.space
+        self.evaluate = evaluate
+        self.clock = clock
+        self._check_feasible()
+
+    # ---- candidates ----------------------------------------------------------------------------
+
+    def _check_feasible(self) -> None:
+        c = self.config
+        lo = self.space.extreme(largest=False).non_embedding_params
+        hi = self.space.extreme(largest=True).non_embedding_params
+        if hi < c.min_params or lo > c.max_params:
+            raise LtsError(
+                f"no architecture in the search space has between {c.min_params:g} and {c.max_params:g} "
+                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); change --min-params/--max-params"
+            )
+
+    def valid(self, arch: Arch) -> bool:
+        return self.config.min_params <= arch.non_embedding_params <= self.config.max_params
+
+    def sample(self, rng: random.Random, count: int, seen: set[str], generation: int) -> list[Candidate]:
+        """Up to `count` distinct, unseen, valid random architectures (bounded retries)."""
+        out: dict[str, Candidate] = {}
+        for _ in range(count * self.config.patience):
+            if len(out) == count:
+                break
+            arch = self.space.sample(rng)
+            if self.valid(arch) and arch.archid not in seen and arch.archid not in out:
+                out[arch.archid] = Candidate(arch.to_dict(), generation)
+        return list(out.values())
+
+    def mutations(self, rng: random.Random, parents: list[Record], seen: set[str], generation: int) -> list[Candidate]:
+        out: dict[str, Candidate] = {}
+        for parent in parents:
+            found = 0
+            for _ in range(self.config.patience):
+                if found == self.config.mutations_per_parent:
+                    break
+                child = self.space.mutate(Arch(**parent.arch), rng)
+                if self.valid(child) and child.archid not in seen and child.archid not in out:
+                    out[child.archid] = Candidate(child.to_dict(), generation, parent=parent.archid)
+                    found += 1
+        return list(out.values())
+
+    def crossovers(self, rng: random.Random, parents: list[Record], seen: set[str], generation: int) -> list[Candidate]:
+        out: dict[str, Candidate] = {}
+        if len(parents) < 2:
+            return []
+        for _ in range(self.config.crossovers):
+            p1, p2 = rng.sample(parents, 2)
+            for _ in range(self.config.patience):
+                child = self.space.crossover(Arch(**p1.arch), Arch(**p2.arch), rng)
+                if self.valid(child) and child.archid not in seen and child.archid not in out:
+                    out[child.archid] = Candidate(child.to_dict(), generation, parents=f"{p1.archid},{p2.archid}")
+                    break
+        return list(out.values())
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def start(self) -> SearchState:
+        rng = random.Random(self.config.seed)
+        population = self.sample(rng, self.config.init_models, set(), 1)
+        if not population:
+            c = self.config
+            raise LtsError(
+                f"the search space produced no architecture with {c.min_params:g}..{c.max_params:g} non-embedding "
+                f"parameters in {c.init_models * c.patience} tries; widen the constraint or the space"
+            )
+        return SearchState(generation=1, pending=population, records=[], rng_state=_rng_state(rng))
+
+    def front(self, state: SearchState) -> list[Record]:
+        """The Pareto front of everything evaluated so far, by the configured objectives."""
+        return self._front_of(state.records)
+
+    def _front_of(self, records: list[Record]) -> list[Record]:
+        points = [self._point(r) for r in records]
+        return [records[i] for i in pareto_front(points)]
+
+    def _point(self, record: Record) -> tuple[float, ...]:
+        objectives = self.config.objectives
+        return to_minimization([record.values[o] for o in objectives], [OBJECTIVES[o][0] for o in objectives])
+
+    def hypervolume(self, state: SearchState, records: list[Record] | None = None) -> float:
+        """Hypervolume of the front in the unit cube of normalized objectives, reference point (1, ..., 1).
+
+        Normalization (fixed for the run, stored in the state): each objective is divided by its
+        bound for the largest architecture of the search space. Maximized parameters count as
+        1 - params / bound (bound = the largest architecture's params, capped at max_params). A
+        measured objective's bound is its worst value-per-proxy over generation 1 times the proxy of
+        the largest architecture (proxy: forward FLOPs for latency, 4 bytes x unique parameters for
+        memory), which keeps every later architecture inside the box.
+        """
+        assert state.bounds is not None
+        points = []
+        for r in state.records if records is None else records:
+            point = []
+            for name in self.config.objectives:
+                value, bound = r.values[name], state.bounds[name]
+                point.append(1.0 - value / bound if OBJECTIVES[name][0] else value / bound)
+            points.append(point)
+        return hypervolume([points[i] for i in pareto_front(points)], [1.0] * len(self.config.objectives))
+
+    def _bounds(self, records: list[Record]) -> dict[str, float]:
+        largest = self.space.extreme(largest=True)
+        m = self.config.measure
+
+        def proxy(name: str, arch: Arch) -> float:
+            if name == "onnx_latency":
+                return float(forward_flops(arch, m.seq_len, m.batch_size, m.graph == "next-token"))
+            return 4.0 * arch.unique_params
+
+        bounds = {}
+        for name in self.config.objectives:
+            if name == "non_embedding_params":
+                bounds[name] = float(min(largest.non_embedding_params, self.config.max_params))
+            else:
+                ratio = max(r.values[name] / proxy(name, Arch(**r.arch)) for r in records)
+                bounds[name] = ratio * proxy(name, largest)
+        return bounds
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self, state: SearchState | None = None, on_event: OnEvent | None = None) -> SearchState:
+        """Advance `state` (a fresh one if None) to the end; `on_event` sees every step to save it."""
+
+        state = state or self.start()
+        c = self.config
+
+        def emit(event: str, **data: Any) -> None:
+            if on_event:
+                on_event(event, state, data)
+
+        while not state.finished:
+            earlier = [r for r in state.records if r.generation < state.generation]
+            front_before = {r.archid for r in self._front_of(earlier)}
+            emit("generation_start", size=len(state.pending) + self._done_in(state, state.generation))
+            while state.pending:
+                candidate = state.pending[0]
+                emit("arch_start", candidate=candidate)
+                start = self.clock()
+                measured = self.evaluate(Arch(**candidate.arch))
+                took = self.clock() - start
+                missing = [o for o in c.objectives if o not in measured.values]
+                if missing:
+                    raise LtsError(f"the evaluator returned no value for {', '.join(missing)}")
+                state.elapsed_s += took
+                record = Record(
+                    **asdict(candidate),
+                    values=dict(measured.values),
+                    cached=measured.cached,
+                    eval_s=took,
+                    timing_s=measured.timing_s,
+                    walltime_s=state.elapsed_s,
+                )
+                state.records.append(record)
+                state.pending.pop(0)
+                emit("arch_done", record=record)
+
+            this_gen = [r for r in state.records if r.generation == state.generation]
+            if state.bounds is None:
+                state.bounds = self._bounds(this_gen)
+            front = self.front(state)
+            entry = GenerationLog(
+                generation=state.generation,
+                evaluated=len(this_gen),
+                cached=sum(r.cached for r in this_gen),
+                pareto_size=len(front),
+                hypervolume=self.hypervolume(state),
+                new_on_front=[r.archid for r in front if r.archid not in front_before],
+                seconds=sum(r.eval_s for r in this_gen),
+            )
+            state.log = [g for g in state.log if g.generation != state.generation] + [entry]
+            if state.generation >= c.generations:
+                state.finished = True  # nothing is built after the last generation
+                emit("generation_done", entry=entry)
+                break
+            emit("generation_done", entry=entry)
+            self._next_generation(state, front)
+            emit("generation_ready")
+        emit("finished")
+        return state
+
+    def _done_in(self, state: SearchState, generation: int) -> int:
+        return sum(1 for r in state.records if r.generation == generation)
+
+    def _next_generation(self, state: SearchState, front: list[Record]) -> None:
+        rng = _rng_from(state.rng_state)
+        nxt = state.generation + 1
+        seen = {r.archid for r in state.records}
+        crossed = self.crossovers(rng, front, seen, nxt)
+        mutated = self.mutations(rng, front, seen | {x.archid for x in crossed}, nxt)
+        fresh = self.sample(rng, self.config.random_mix, seen | {x.archid for x in crossed + mutated}, nxt)
+        population = crossed + mutated + fresh
+        rng.shuffle(population)
+        state.pending = population[: self.config.max_unseen]
+        state.generation = nxt
+        state.rng_state = _rng_state(rng)

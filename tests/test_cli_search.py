@@ -1,0 +1,234 @@
+"""`lts search` end to end on a tiny space with real measurements: outputs, cache, resume, bad input."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lts_cli import evaluation, workspace
+from lts_cli.space import forward_flops
+from tests.conftest import assert_user_error
+
+TINY_SEARCH = """
+generations: 3
+init_models: 3
+random_mix: 2
+crossovers: 2
+max_unseen: 4
+min_params: 0
+space:
+  n_layer: [1, 2]
+  d_model: [32, 64]
+  d_inner: [32, 64, 96]
+  n_head: [2, 4]
+  vocab_size: 256
+  n_positions: 32
+measure:
+  seq_len: 16
+  warmup: 1
+  trials: 3
+  adaptive: false
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SEARCH)
+    return path
+
+
+@pytest.fixture
+def count_measures(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = evaluation.Evaluator.measure
+
+    def counting(self, arch, progress=None):  # type: ignore[no-untyped-def]
+        calls.append(arch.archid)
+        return real(self, arch, progress)
+
+    monkeypatch.setattr(evaluation.Evaluator, "measure", counting)
+    return calls
+
+
+def search(run_cli, *args: str):  # type: ignore[no-untyped-def]
+    return run_cli("search", *args)
+
+
+def test_search_writes_every_output(run_cli, tiny: Path, lts_home: Path, count_measures: list[str]) -> None:
+    result = search(run_cli, "--config", str(tiny), "--name", "t1", "--seed", "3")
+    assert result.exit_code == 0, result.stderr
+    run = lts_home / "runs" / "t1"
+    for name in ("config.yaml", "state.json", "results.csv", "summary.json", "hypervolume.png"):
+        assert (run / name).is_file(), name
+    assert (run / "pareto_params_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "pareto_params_vs_memory.png").is_file()
+    assert "seed: 3" in (run / "config.yaml").read_text()  # the effective config, flag included
+
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    assert list(rows[0])[:9] == [
+        "archid",
+        "non_embedding_params",
+        "onnx_latency",
+        "onnx_memory",
+        "parent",
+        "parents",
+        "iteration_num",
+        "search_walltime_hours",
+        "is_pareto",
+    ]
+    assert len(rows) == len(count_measures) == len(set(count_measures))
+    summary = json.loads((run / "summary.json").read_text())
+    front = {m["archid"] for m in summary["front"]}
+    assert front == {r["archid"] for r in rows if r["is_pareto"] == "True"}
+    assert {p.stem for p in (run / "pareto").glob("*.json")} == front
+    config = json.loads(next((run / "pareto").glob("*.json")).read_text())
+    assert config["arch_type"] == "gpt2" and "max_sequence_length" in config  # gallery-style
+    assert len(summary["hypervolume"]["per_generation"]) == 3
+    assert summary["status"] == "finished"
+    # The front table and the outputs' location on stdout, one line per generation on stderr.
+    assert "Pareto front of t1" in result.stdout and str(run) in result.stdout
+    assert result.stderr.count("generation ") >= 3 and "hypervolume" in result.stderr
+
+    # Pareto members are known by id everywhere.
+    member = summary["front"][0]["archid"]
+    profiled = run_cli("profile", member[:16], "--seq-len", "16", "--trials", "3", "--warmup", "1", "--json")
+    assert profiled.exit_code == 0, profiled.stderr
+    listed = json.loads(run_cli("gallery", "list", "--run", "t1", "--json").stdout)
+    assert {r["archid"] for r in listed if r.get("run") == "t1"} == front
+
+    # An identical search costs only cache look-ups.
+    before = len(count_measures)
+    again = search(run_cli, "--config", str(tiny), "--name", "t2", "--seed", "3", "--json")
+    assert again.exit_code == 0
+    assert len(count_measures) == before
+    second = json.loads(again.stdout)
+    assert second["timings"]["cached"] == second["timings"]["evaluated"] == len(rows)
+    assert [m["archid"] for m in second["front"]] == [m["archid"] for m in summary["front"]]
+
+    listing = json.loads(run_cli("search", "list", "--json").stdout)
+    assert {r["name"] for r in listing} == {"t1", "t2"} and all(r["status"] == "finished" for r in listing)
+    shown = run_cli("search", "show", "t1")
+    assert shown.exit_code == 0 and "hypervolume per generation" in shown.stdout
+
+
+def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type: ignore[no-untyped-def]
+    """A deterministic stand-in for Evaluator.measure (latency ~ FLOPs), so fronts are reproducible."""
+
+    def measure(self, arch, progress=None):  # type: ignore[no-untyped-def]
+        if interrupt_after is not None and len(calls) == interrupt_after:
+            raise KeyboardInterrupt
+        calls.append(arch.archid)
+        latency = forward_flops(arch, self.settings.seq_len) / 1e9
+        return evaluation.Measurement(
+            archid=arch.archid,
+            arch=arch.to_dict(),
+            settings={},
+            fingerprint=self.fingerprint,
+            non_embedding_params=arch.non_embedding_params,
+            latency_s=latency,
+            latency_mean_s=latency,
+            latency_cv=0.0,
+            latency_ci95_rel=0.0,
+            latency_min_s=latency,
+            runs=3,
+            stop="fixed",
+            memory_mib=4 * arch.unique_params / 2**20,
+            file_bytes=4 * arch.unique_params,
+            peak_rss_mib=1.0,
+            peak_rss_method="fake",
+            build_s=0.0,
+            session_s=0.0,
+            timing_s=0.0,
+            load_avg=0.0,
+            measured_at="now",
+        )
+
+    return measure
+
+
+def test_ctrl_c_then_resume(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    reference_calls: list[str] = []
+    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(reference_calls))
+    monkeypatch.setenv("LTS_HOME", str(tmp_path / "reference-home"))
+    expected = json.loads(search(run_cli, "--config", str(tiny), "--name", "ref", "--no-plots", "--json").stdout)
+
+    monkeypatch.setenv("LTS_HOME", str(tmp_path / "fresh-home"))  # an empty cache
+    calls: list[str] = []
+    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(calls, interrupt_after=4))
+    stopped = search(run_cli, "--config", str(tiny), "--name", "cut", "--no-plots")
+    assert stopped.exit_code == 130
+    assert "lts search --resume cut" in stopped.stderr and "Traceback" not in stopped.stderr
+    partial = search(run_cli, "show", "cut")  # generation 1 (3 archs) finished before the interrupt
+    assert partial.exit_code == 0 and "incomplete" in partial.stdout
+
+    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(calls))
+    resumed = search(run_cli, "--resume", "cut", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    final = json.loads(resumed.stdout)
+    assert calls == reference_calls  # the same architectures, each measured once
+    assert final["timings"]["cached"] == 0
+    assert final["front"] == expected["front"]
+    assert final["hypervolume"]["per_generation"] == expected["hypervolume"]["per_generation"]
+
+    assert_user_error(search(run_cli, "--resume", "cut"), "has finished")
+    assert_user_error(search(run_cli, "--resume", "nope"), "no search run named 'nope'")
+    assert_user_error(search(run_cli, "--resume", "cut", "--seed", "2"), "drop seed", code=2)
+
+
+def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path) -> None:
+    assert_user_error(search(run_cli, "--generations", "0"), "generations must be at least 1")
+    assert_user_error(search(run_cli, "--init-models", "-3"), "init_models must be at least 1")
+    assert_user_error(search(run_cli, "--min-params", "5e8", "--max-params", "1e8"), "is larger than max_params")
+    assert_user_error(
+        search(run_cli, "--min-params", "2e9", "--max-params", "3e9"), "no architecture in the search space"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generations: 2\npopulation: 5\n")
+    assert_user_error(search(run_cli, "--config", str(bad)), "unknown key 'population'", str(bad))
+    assert_user_error(search(run_cli, "--config", str(tiny), "--name", "../x"), "run name")
+    assert search(run_cli, "--config", str(tiny), "--name", "dup", "--generations", "1", "--no-plots").exit_code == 0
+    assert_user_error(search(run_cli, "--config", str(tiny), "--name", "dup"), "exists already")
+
+
+def test_run_folder_deleted_mid_run(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path) -> None:
+    real = evaluation.Evaluator.measure
+
+    def deleting(self, arch, progress=None):  # type: ignore[no-untyped-def]
+        shutil.rmtree(lts_home / "runs" / "gone", ignore_errors=True)
+        return real(self, arch, progress)
+
+    monkeypatch.setattr(evaluation.Evaluator, "measure", deleting)
+    result = search(run_cli, "--config", str(tiny), "--name", "gone", "--no-plots")
+    assert_user_error(result, "was deleted while the search was running")
+    assert not (lts_home / "runs" / "gone").exists()  # not silently recreated
+
+
+def test_full_disk_while_writing_a_generation(
+    run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path
+) -> None:
+    real_write = workspace.atomic_write_bytes
+    written: list[str] = []
+
+    def filling(path: Path, data: bytes) -> None:
+        written.append(path.name)
+        if path.name == "results.csv" and written.count("results.csv") == 2:  # generation 2's outputs
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(workspace, "atomic_write_bytes", filling)
+    result = search(run_cli, "--config", str(tiny), "--name", "full", "--no-plots")
+    assert_user_error(result, "No space left on device", "free some space", "lts search --resume full")
+    run = lts_home / "runs" / "full"
+    # Generation 1's outputs are intact; the state reaches the end of generation 2 and can be resumed.
+    assert len(json.loads((run / "summary.json").read_text())["hypervolume"]["per_generation"]) == 1
+    assert not list(run.glob(".*.tmp"))
+    monkeypatch.setattr(workspace, "atomic_write_bytes", real_write)
+    resumed = search(run_cli, "--resume", "full", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["generations_done"] == 3
