@@ -63,17 +63,10 @@ def torch_vs_emitted(model_id: str, rounds: int = 15) -> dict:
     from lts_cli.config import MeasureSettings
     from lts_cli.gallery import find
     from lts_cli.measuring import session_options
+    from lts_cli.modeling import gpt2_config
 
     arch = find(model_id).arch
-    config = transformers.GPT2Config(
-        vocab_size=arch.vocab_size,
-        n_positions=arch.n_positions,
-        n_embd=arch.d_model,
-        n_layer=arch.n_layer,
-        n_head=arch.n_head,
-        n_inner=arch.d_inner,
-    )
-    model = transformers.GPT2LMHeadModel(config).eval()
+    model = transformers.GPT2LMHeadModel(gpt2_config(arch)).eval()
 
     class NextToken(torch.nn.Module):  # the published objective's forward: LM head on the last position only
         def __init__(self, m: torch.nn.Module) -> None:

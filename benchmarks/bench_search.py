@@ -38,7 +38,9 @@ def lts(home: str, *args: str) -> tuple[str, float, float, list[float]]:
     env = {**os.environ, "LTS_HOME": home}
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "lts_cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lts_cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env
+        )
         samples: list[float] = []
         done = threading.Event()
 
@@ -81,7 +83,10 @@ def main() -> None:
         )
         print(f"hypervolume per generation: {', '.join(f'{v:.4f}' for v in s['hypervolume']['per_generation'])}")
         print(f"Pareto front ({len(s['front'])}):")
-        print(f"  {'archid':<16} {'L':>2} {'d_model':>7} {'d_inner':>7} {'heads':>5} {'params M':>8} {'latency s':>9} {'MiB':>7}")
+        print(
+            f"  {'archid':<16} {'L':>2} {'d_model':>7} {'d_inner':>7} {'heads':>5} {'params M':>8} "
+            f"{'latency s':>9} {'MiB':>7}"
+        )
         for m in s["front"]:
             print(
                 f"  {m['archid'][:16]:<16} {m['n_layer']:>2} {m['d_model']:>7} {m['d_inner']:>7} {m['n_head']:>5} "
@@ -95,7 +100,9 @@ def main() -> None:
         print("\nadaptive repeatability: front members measured again (--adaptive --no-cache) vs the search's values")
         diffs = []
         for m in s["front"]:
-            again, _, _, _ = lts(home, "profile", m["archid"], "--seq-len", "1024", "--adaptive", "--no-cache", "--json")
+            again, _, _, _ = lts(
+                home, "profile", m["archid"], "--seq-len", "1024", "--adaptive", "--no-cache", "--json"
+            )
             value = json.loads(again)["latency_s"]
             diffs.append(abs(value - m["onnx_latency"]) / m["onnx_latency"])
             print(f"  {m['archid'][:16]}  search {m['onnx_latency']:.4f} s, again {value:.4f} s ({diffs[-1]:.1%})")

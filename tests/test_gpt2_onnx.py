@@ -14,6 +14,7 @@ import transformers
 from lts_cli import gpt2_onnx
 from lts_cli.config import MeasureSettings
 from lts_cli.measuring import InMemorySession
+from lts_cli.modeling import gpt2_config
 from lts_cli.space import Arch
 
 TINY = [
@@ -25,16 +26,7 @@ TINY = [
 
 def trained_like_model(arch: Arch, seed: int = 0) -> transformers.GPT2LMHeadModel:
     """A transformers GPT-2 with non-trivial weights (layer norms and biases not at their init)."""
-    config = transformers.GPT2Config(
-        vocab_size=arch.vocab_size,
-        n_positions=arch.n_positions,
-        n_embd=arch.d_model,
-        n_layer=arch.n_layer,
-        n_head=arch.n_head,
-        n_inner=arch.d_inner,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
+    config = gpt2_config(arch, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(seed)
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():

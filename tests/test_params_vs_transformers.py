@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers
 
+from lts_cli.modeling import arch_from_gpt2_config, gpt2_config
 from lts_cli.space import Arch
 
 CONFIGS = [
@@ -18,16 +19,8 @@ CONFIGS = [
 
 
 def gpt2(arch: Arch) -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        vocab_size=arch.vocab_size,
-        n_positions=arch.n_positions,
-        n_embd=arch.d_model,
-        n_layer=arch.n_layer,
-        n_head=arch.n_head,
-        n_inner=arch.d_inner,
-    )
     with torch.device("meta"):
-        return transformers.GPT2LMHeadModel(config)
+        return transformers.GPT2LMHeadModel(gpt2_config(arch))
 
 
 @pytest.mark.parametrize("arch", CONFIGS, ids=lambda a: a.short())
@@ -38,6 +31,11 @@ def test_formula_equals_transformers_count(arch: Arch) -> None:
     params = list(model.parameters())  # already deduplicates the tied tensor
     assert sum(p.numel() for p in params if id(p) not in embeddings) == arch.non_embedding_params
     assert sum(p.numel() for p in params) == arch.unique_params
+
+
+@pytest.mark.parametrize("arch", CONFIGS, ids=lambda a: a.short())
+def test_config_round_trip(arch: Arch) -> None:
+    assert arch_from_gpt2_config(gpt2_config(arch)) == arch
 
 
 def test_untied_head_would_be_the_archai_bug() -> None:
