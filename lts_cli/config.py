@@ -296,3 +296,47 @@ def search_config(config: Path | None = None, **flags: Any) -> SearchConfig:
     if config is not None:
         settings = from_mapping(SearchConfig, load_mapping(config), str(config))
     return replace(settings, "command line", **flags)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training with the Hugging Face Trainer; defaults are the published ones (configs/train.yaml)."""
+
+    max_steps: int = 30000
+    batch_size: int = 64  # per device
+    gradient_accumulation_steps: int = 1
+    seq_len: int = 1024
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = 150
+    max_grad_norm: float = 1.0
+    dropout: float = 0.1
+    eval_every: int = 500
+    eval_batches: int = 0  # 0: the whole validation split
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 42
+    threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "seq_len", "eval_every", "save_every"):
+            _positive(name, getattr(self, name))
+        for name in ("lr", "log_every", "keep_checkpoints"):
+            _positive(name, getattr(self, name))
+        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "eval_batches", "threads"):
+            if getattr(self, name) < 0:
+                raise LtsError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise LtsError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def train_config(config: Path | None = None, **flags: Any) -> TrainConfig:
+    """Defaults < YAML/JSON file < flags."""
+    settings = TrainConfig()
+    if config is not None:
+        settings = from_mapping(TrainConfig, load_mapping(config), str(config))
+    return replace(settings, "command line", **flags)

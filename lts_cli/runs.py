@@ -44,6 +44,11 @@ CSV_COLUMNS = [
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def check_name(name: str, what: str) -> None:
+    if not _NAME.match(name):
+        raise LtsError(f"{what} {name!r}: use letters, digits, '.', '_' or '-' (up to 100 characters, not first)")
+
+
 def new_name(seed: int) -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-seed{seed}"
 
@@ -55,8 +60,7 @@ class RunFolder:
 
     @classmethod
     def create(cls, name: str, config: SearchConfig) -> RunFolder:
-        if not _NAME.match(name):
-            raise LtsError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (up to 100 characters)")
+        check_name(name, "run name")
         path = workspace.runs_dir() / name
         if path.exists():
             raise LtsError(f"a run named {name!r} exists already ({path}); pick another --name or --resume it")

@@ -69,6 +69,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def usual_permissions(folder: Path) -> None:
+    """mkdtemp/mkstemp make private 0700/0600 entries; give a finished folder the umask's permissions."""
+    mask = _umask()
+    folder.chmod(0o777 & ~mask)
+    for entry in folder.rglob("*"):
+        entry.chmod((0o777 if entry.is_dir() else 0o666) & ~mask)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -22,7 +22,7 @@ def test_help_lists_the_six_commands(run_cli) -> None:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("name", ["train", "export", "generate"])
+@pytest.mark.parametrize("name", ["export"])
 def test_unbuilt_commands_say_so(run_cli, name: str) -> None:
     assert_user_error(run_cli(name, "anything"), f"`lts {name}` is not available")
 

@@ -7,9 +7,7 @@ import typer
 from lts_cli.errors import LtsError
 
 _PENDING = {
-    "train": "Train an architecture on the embedded corpus or your own text.",
     "export": "Export a trained model to ONNX (KV cache, int8) for deployment.",
-    "generate": "Generate text with a trained model (PyTorch or ONNX Runtime).",
 }
 
 

@@ -1,0 +1,314 @@
+"""Train an architecture with the Hugging Face Trainer into a workspace model folder (torch).
+
+models/<id>/                       the finished model, moved into place only when complete:
+  config.json, model.safetensors   Hugging Face `save_pretrained` layout (tied head stored once)
+  tokenizer files                  the GPT-2 tokenizer it was trained with
+  arch.json                        the architecture (gallery-style config)
+  train_config.yaml, metrics.json  the effective training config; losses, perplexities, tokens, time
+models/.<id>.training/             while training: checkpoints a re-run resumes from, and train.json
+
+Runs unchanged under `torchrun --nproc_per_node N` (the Trainer's DDP; gloo on CPU): every process
+trains, process 0 alone writes the model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from lts_cli import workspace
+from lts_cli.config import TrainConfig, as_plain
+from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, files_corpus, hub_corpus, tokenize
+from lts_cli.errors import LtsError
+from lts_cli.gallery import Resolved
+from lts_cli.space import Arch
+
+OnEvent = Callable[[str, dict[str, Any]], None]
+TOKENIZER_VOCAB = 50257
+
+
+@dataclass
+class TrainResult:
+    model_id: str
+    path: Path
+    metrics: dict[str, Any]
+
+
+def model_id_for(target: Resolved) -> str:
+    """Models are named after their architecture: the published id for gallery models, else the archid."""
+    return target.entry.id if target.entry else target.arch.archid
+
+
+def select_corpus(data: Path | None, dataset: str | None, text_field: str) -> Corpus:
+    if data is not None and dataset is not None:
+        raise LtsError("give --data or --dataset, not both")
+    if data is not None:
+        return files_corpus(data, text_field)
+    if dataset is not None:
+        return hub_corpus(dataset, text_field)
+    return embedded_corpus()
+
+
+def is_main_process() -> bool:
+    return _rank()[0] == 0
+
+
+def _rank() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def train(
+    target: Resolved,
+    config: TrainConfig,
+    corpus: Corpus,
+    name: str | None = None,
+    restart: bool = False,
+    on_event: OnEvent | None = None,
+) -> TrainResult:
+    """Train `target.arch` on `corpus`; resumes an interrupted run of the same command by itself."""
+    import torch
+    import transformers
+
+    from lts_cli.modeling import gpt2_config
+
+    arch = target.arch
+    emit = on_event or (lambda kind, data: None)
+    rank, world = _rank()
+    model_id = name or model_id_for(target)
+    _check(arch, config)
+    models = workspace.models_dir()
+    final, work = models / model_id, models / f".{model_id}.training"
+    if final.exists() and not restart and not work.exists():
+        raise LtsError(
+            f"{model_id} is trained already ({final}); --restart trains it again "
+            "(the old model stays until the new one is done), or --name trains another copy"
+        )
+    if restart and work.exists() and rank == 0:
+        shutil.rmtree(work)
+
+    tokens = tokenize(corpus)
+    emit("tokens", {"corpus": corpus.name, **{s: int(a.size) for s, a in tokens.items()}})
+    for split in ("train", "validation"):
+        if block_count(tokens[split], config.seq_len) < 1:
+            raise LtsError(
+                f"{corpus.name}: the {split} split has {tokens[split].size} tokens, fewer than one block of "
+                f"--seq-len {config.seq_len}; add text or lower --seq-len"
+            )
+
+    signature = {"arch": arch.to_config(), "train": as_plain(config), "corpus": corpus.key, "world_size": world}
+    checkpoint = _resume_point(work, signature, rank)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.set_seed(config.seed)
+    model = transformers.GPT2LMHeadModel(
+        gpt2_config(
+            arch,
+            resid_pdrop=config.dropout,
+            embd_pdrop=config.dropout,
+            attn_pdrop=config.dropout,
+            bos_token_id=TOKENIZER_VOCAB - 1,
+            eos_token_id=TOKENIZER_VOCAB - 1,
+        )
+    )
+    validation = blocks_dataset(tokens["validation"], config.seq_len)
+    if config.eval_batches:
+        limit = min(len(validation), config.eval_batches * config.batch_size)
+        validation = torch.utils.data.Subset(validation, range(limit))
+    cuda = torch.cuda.is_available()
+    args = transformers.TrainingArguments(
+        output_dir=str(work),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+        optim="adamw_torch",
+        eval_strategy="steps",
+        eval_steps=config.eval_every,
+        eval_on_start=checkpoint is None,  # the untrained model's validation loss, for comparison
+        save_strategy="steps",
+        save_steps=config.save_every,
+        save_total_limit=config.keep_checkpoints,
+        logging_steps=config.log_every,
+        report_to="none",
+        disable_tqdm=True,
+        seed=config.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        use_cpu=not cuda,
+        ddp_backend=None if cuda or world == 1 else "gloo",
+    )
+    tokens_per_step = config.batch_size * config.gradient_accumulation_steps * config.seq_len * world
+    progress = _Progress(emit, tokens_per_step, work if rank == 0 else None)
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=blocks_dataset(tokens["train"], config.seq_len),
+        eval_dataset=validation,
+        callbacks=[progress],
+    )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # we render progress ourselves
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - start
+    emit("final-eval", {})
+    val = trainer.evaluate(validation, metric_key_prefix="val")["val_loss"]
+    test = trainer.evaluate(blocks_dataset(tokens["test"], config.seq_len), metric_key_prefix="test")["test_loss"]
+    initial = progress.initial_val_loss()
+    trained_steps = config.max_steps - (progress.first_step or 0)
+    metrics = {
+        "initial_val_loss": initial,
+        "initial_val_perplexity": _ppl(initial),
+        "train_loss": progress.last_loss if progress.last_loss is not None else output.training_loss,
+        "train_loss_mean": output.training_loss,
+        "val_loss": val,
+        "val_perplexity": _ppl(val),
+        "test_loss": test,
+        "test_perplexity": _ppl(test),
+        "steps": config.max_steps,
+        "tokens_seen": config.max_steps * tokens_per_step,
+        "train_seconds_this_session": seconds,
+        "tokens_per_second": progress.train_tokens_per_s(),
+        "wall_tokens_per_second": trained_steps * tokens_per_step / seconds if seconds > 0 else None,
+        "resumed_from_step": progress.first_step or None,
+        "world_size": world,
+        "corpus": corpus.name,
+        "corpus_tokens": {s: int(a.size) for s, a in tokens.items()},
+    }
+    if rank == 0:
+        _publish(trainer.model, arch, config, metrics, final, work)
+    emit("done", {"path": str(final), **metrics})
+    return TrainResult(model_id, final, metrics)
+
+
+def _check(arch: Arch, config: TrainConfig) -> None:
+    if config.seq_len > arch.n_positions:
+        raise LtsError(f"--seq-len {config.seq_len} exceeds the model's n_positions ({arch.n_positions})")
+    if arch.vocab_size < TOKENIZER_VOCAB:
+        raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {TOKENIZER_VOCAB}")
+
+
+def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> Path | None:
+    """The last checkpoint of an interrupted run of the same command, or None for a fresh start."""
+    record = work / "train.json"
+    if record.is_file():
+        previous = json.loads(record.read_text())
+        if previous != signature:
+            changed = sorted(k for k in signature if previous.get(k) != signature[k])
+            if "train" in changed:
+                before, now = previous["train"], signature["train"]
+                changed = [f"train.{k}" for k in now if before.get(k) != now[k]] + [c for c in changed if c != "train"]
+            raise LtsError(
+                f"an interrupted training in {work} used other settings ({', '.join(changed)}); "
+                "re-run it unchanged to resume, or add --restart to discard it"
+            )
+    elif rank == 0:
+        workspace.atomic_write_json(record, signature)
+    checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if work.is_dir() else []
+    return checkpoints[-1] if checkpoints else None
+
+
+def _ppl(loss: float | None) -> float | None:
+    return math.exp(min(loss, 50.0)) if loss is not None else None
+
+
+def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any], final: Path, work: Path) -> None:
+    """Write the model folder beside its final place, then rename it there (never half a model)."""
+    import yaml
+
+    from lts_cli.data import tokenizer
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer().save_pretrained(tmp)
+        workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
+        workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
+        workspace.atomic_write_json(tmp / "metrics.json", metrics)
+        workspace.usual_permissions(tmp)
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{int(time.time())}"
+            final.rename(old)
+        tmp.rename(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+
+
+class _Progress(TrainerCallback):
+    """Trainer callback -> lts events (step, loss, tokens/s, evaluations); remembers the untrained loss."""
+
+    def __init__(self, emit: OnEvent, tokens_per_step: int, work: Path | None) -> None:
+        self.emit = emit
+        self.tokens_per_step = tokens_per_step
+        self.work = work
+        self.first_step: int | None = None
+        self.last_loss: float | None = None
+        self.started = time.perf_counter()
+        self.step_started = 0.0
+        self.step_seconds = 0.0  # optimizer steps only, evaluations and checkpoints excluded
+        self.steps = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.first_step = state.global_step
+        self.started = time.perf_counter()
+        self.emit("start", {"step": state.global_step, "max_steps": state.max_steps})
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step_started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step_seconds += time.perf_counter() - self.step_started
+        self.steps += 1
+        rate = self.train_tokens_per_s() or 0.0
+        self.emit(
+            "step",
+            {"step": state.global_step, "max_steps": state.max_steps, "loss": self.last_loss, "tokens_per_s": rate},
+        )
+
+    def train_tokens_per_s(self) -> float | None:
+        return self.steps * self.tokens_per_step / self.step_seconds if self.step_seconds > 0 else None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.last_loss = float(logs["loss"])
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        if state.global_step == 0 and self.work is not None:
+            workspace.atomic_write_json(self.work / "initial.json", {"val_loss": loss})
+        self.emit("eval", {"step": state.global_step, "val_loss": loss, "val_perplexity": _ppl(loss)})
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.emit("saved", {"step": state.global_step})
+
+    def initial_val_loss(self) -> float | None:
+        path = self.work / "initial.json" if self.work else None
+        return json.loads(path.read_text())["val_loss"] if path and path.is_file() else None

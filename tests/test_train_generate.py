@@ -1,0 +1,209 @@
+"""`lts train` and `lts generate` on a tiny GPT-2 and the shipped corpus: learning, resume, DDP, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lts_cli import training
+from lts_cli.config import TrainConfig
+from lts_cli.data import embedded_corpus
+from lts_cli.errors import LtsError
+from lts_cli.gallery import resolve
+from tests.conftest import assert_user_error
+
+TINY_ARCH = {"n_layer": 1, "d_model": 32, "d_inner": 64, "n_head": 2, "n_positions": 128}
+QUICK = ["--seq-len", "64", "--batch-size", "8", "--warmup-steps", "5", "--lr", "5e-3"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One tiny model trained once through the CLI for this module: (model folder, metrics)."""
+    from typer.testing import CliRunner
+
+    from lts_cli.cli import app
+
+    root = tmp_path_factory.mktemp("trained")
+    arch = root / "tiny.json"
+    arch.write_text(json.dumps(TINY_ARCH))
+    config = root / "train.yaml"
+    config.write_text("eval_batches: 4\n")
+    old = os.environ.get("LTS_HOME")
+    os.environ["LTS_HOME"] = str(root / "home")
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["train", str(arch), *QUICK, "--max-steps", "60", "--eval-every", "1000", "--save-every", "30",
+             "--config", str(config), "--name", "tiny", "--json"],
+        )  # fmt: skip
+    finally:
+        if old is None:
+            del os.environ["LTS_HOME"]
+        else:
+            os.environ["LTS_HOME"] = old
+    assert result.exit_code == 0, result.stderr
+    return root / "home" / "models" / "tiny", json.loads(result.stdout)
+
+
+def install(model: Path, home: Path, name: str = "tiny") -> Path:
+    target = home / "models" / name
+    shutil.copytree(model, target)
+    return target
+
+
+def test_training_learns_and_writes_a_complete_model(trained: tuple[Path, dict]) -> None:
+    folder, metrics = trained
+    # Untrained, the model is about as good as a uniform guess over 50257 tokens.
+    assert metrics["initial_val_perplexity"] > 20_000
+    assert metrics["val_perplexity"] < metrics["initial_val_perplexity"] / 10
+    assert metrics["test_perplexity"] < metrics["initial_val_perplexity"] / 10
+    assert metrics["steps"] == 60 and metrics["tokens_seen"] == 60 * 8 * 64
+    assert metrics["tokens_per_second"] > 0 and metrics["corpus"] == "the embedded Shakespeare corpus"
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "arch.json",
+        "train_config.yaml",
+        "metrics.json",
+    } <= names
+    assert json.loads((folder / "arch.json").read_text())["n_layer"] == 1
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no work or temp folders left
+    # The tied head is stored once: the weights file is about 4 bytes x unique parameters.
+    from lts_cli.space import Arch
+
+    assert abs((folder / "model.safetensors").stat().st_size - 4 * Arch(**TINY_ARCH).unique_params) < 100_000
+
+
+def test_generate_streams_and_seeds(run_cli, trained: tuple[Path, dict], lts_home: Path) -> None:
+    install(trained[0], lts_home)
+    first = run_cli("generate", "tiny", "ROMEO:", "--max-new-tokens", "12", "--seed", "3")
+    second = run_cli("generate", "tiny", "ROMEO:", "--max-new-tokens", "12", "--seed", "3")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout == second.stdout and first.stdout.startswith("ROMEO:")
+    assert "tokens/s" in first.stderr
+    data = json.loads(run_cli("generate", "tiny", "ROMEO:", "--max-new-tokens", "8", "--greedy", "--json").stdout)
+    assert data["prompt"] == "ROMEO:" and data["new_tokens"] <= 8 and data["tokens_per_s"] > 0
+    again = json.loads(run_cli("generate", "tiny", "ROMEO:", "--max-new-tokens", "8", "--greedy", "--json").stdout)
+    assert again["texts"] == data["texts"]  # greedy is deterministic
+    many = run_cli("generate", "tiny", "ROMEO:", "-n", "2", "--max-new-tokens", "5", "--seed", "1")
+    assert many.stdout.count("--- sample") == 2
+
+
+def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path) -> None:
+    target = resolve(str(_arch_file(lts_home)))
+    config = TrainConfig(
+        max_steps=12, batch_size=4, seq_len=32, warmup_steps=2, eval_every=100, save_every=5, eval_batches=2
+    )
+    corpus = embedded_corpus()
+    straight = training.train(target, config, corpus, name="straight")
+
+    def stop_at_7(kind: str, data: dict) -> None:
+        if kind == "step" and data["step"] == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(target, config, corpus, name="resumed", on_event=stop_at_7)
+    assert sorted(p.name for p in (lts_home / "models" / ".resumed.training").glob("checkpoint-*")) == ["checkpoint-5"]
+    assert not (lts_home / "models" / "resumed").exists()  # nothing looks finished
+    resumed = training.train(target, config, corpus, name="resumed")
+    assert resumed.metrics["resumed_from_step"] == 5
+    assert resumed.metrics["val_loss"] == pytest.approx(straight.metrics["val_loss"], abs=1e-4)
+    assert resumed.metrics["initial_val_loss"] == pytest.approx(straight.metrics["initial_val_loss"])
+
+    with pytest.raises(LtsError, match="trained already"):
+        training.train(target, config, corpus, name="resumed")
+    other = TrainConfig(**{**config.__dict__, "max_steps": 6})
+    with pytest.raises(KeyboardInterrupt):
+        training.train(target, other, corpus, name="changed", on_event=lambda k, d: _raise_at(k, d, 6))
+    with pytest.raises(LtsError, match=r"used other settings \(train\.lr\)"):
+        training.train(target, TrainConfig(**{**other.__dict__, "lr": 1e-3}), corpus, name="changed")
+    restarted = training.train(
+        target, TrainConfig(**{**other.__dict__, "lr": 1e-3}), corpus, name="changed", restart=True
+    )
+    assert restarted.metrics["resumed_from_step"] is None
+
+
+def _raise_at(kind: str, data: dict, step: int) -> None:
+    if kind == "step" and data["step"] == step:
+        raise KeyboardInterrupt
+
+
+def _arch_file(home: Path) -> Path:
+    path = home.parent / "tiny.json"
+    path.write_text(json.dumps(TINY_ARCH))
+    return path
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(lts_home: Path) -> None:
+    arch = _arch_file(lts_home)
+    config = lts_home.parent / "t.yaml"
+    config.write_text("eval_batches: 2\n")
+    cmd = [
+        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517",
+        "-m", "lts_cli", "train", str(arch), "--max-steps", "4", "--seq-len", "32", "--batch-size", "2",
+        "--warmup-steps", "1", "--eval-every", "100", "--save-every", "2", "--config", str(config),
+        "--name", "ddp", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout)  # process 0 alone reports
+    assert metrics["world_size"] == 2 and metrics["tokens_seen"] == 4 * 2 * 32 * 2
+    from lts_cli.generation import load
+
+    loaded = load(str(lts_home / "models" / "ddp"))
+    assert loaded.model.config.n_layer == 1
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+
+def test_bad_training_input(run_cli, lts_home: Path, tmp_path: Path) -> None:
+    arch = str(_arch_file(lts_home))
+    assert_user_error(run_cli("train", "gpt2_nothing_here"), "unknown architecture")
+    assert_user_error(run_cli("train", arch, "--data", str(tmp_path / "missing")), "no such file or folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(run_cli("train", arch, "--data", str(empty)), "holds no .txt")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n")
+    assert_user_error(run_cli("train", arch, "--data", str(blank)), "no text found")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9 au lait")
+    assert_user_error(run_cli("train", arch, "--data", str(latin)), f"{latin}: not UTF-8")
+    short = tmp_path / "short.txt"
+    short.write_text("Only a few words here.")
+    assert_user_error(run_cli("train", arch, "--data", str(short), "--seq-len", "64"), "fewer than one block")
+    assert_user_error(run_cli("train", arch, "--seq-len", "129"), "exceeds the model's n_positions (128)")
+    assert_user_error(run_cli("train", arch, "--data", str(short), "--dataset", "x"), "not both")
+    assert_user_error(run_cli("train", arch, "--max-steps", "0"), "max_steps must be positive")
+    assert_user_error(run_cli("train", arch, "--name", "../evil"), "model name")
+    assert not (lts_home / "models").exists() or not any((lts_home / "models").iterdir())
+
+
+def test_bad_generation_input(run_cli, trained: tuple[Path, dict], lts_home: Path) -> None:
+    assert_user_error(run_cli("generate", "gpt2_a9e3", "hi"), "without a trained model", "--allow-untrained")
+    untrained = run_cli("generate", "gpt2_a9e3", "hi", "--allow-untrained", "--max-new-tokens", "3")
+    assert untrained.exit_code == 0 and "untrained" in untrained.stderr
+    assert_user_error(run_cli("generate", "no-such-model/anywhere", "hi"), "Hugging Face Hub is unreachable")
+
+    no_weights = install(trained[0], lts_home, "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    assert_user_error(run_cli("generate", str(no_weights), "hi"), "has no weights")
+    mismatch = install(trained[0], lts_home, "mismatch")
+    arch = json.loads((mismatch / "arch.json").read_text())
+    (mismatch / "arch.json").write_text(json.dumps({**arch, "n_layer": 3}))
+    assert_user_error(run_cli("generate", "mismatch", "hi"), "does not match arch.json", "n_layer 3 vs 1")
+    corrupt = install(trained[0], lts_home, "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    assert_user_error(run_cli("generate", "corrupt", "hi"), "cannot load the weights", "damaged")
+    install(trained[0], lts_home)
+    assert_user_error(run_cli("generate", "tiny", "word " * 200), "the model's context is 128")
