@@ -198,7 +198,7 @@ class Search:
         objectives = self.config.objectives
         return to_minimization([record.values[o] for o in objectives], [OBJECTIVES[o][0] for o in objectives])
 
-    def hypervolume(self, state: SearchState, records: list[Record] | None = None) -> float:
+    def hypervolume(self, state: SearchState) -> float:
         """Hypervolume of the front in the unit cube of normalized objectives, reference point (1, ..., 1).
 
         Normalization (fixed for the run, stored in the state): each objective is divided by its
@@ -210,7 +210,7 @@ class Search:
         """
         assert state.bounds is not None
         points = []
-        for r in state.records if records is None else records:
+        for r in state.records:
             point = []
             for name in self.config.objectives:
                 value, bound = r.values[name], state.bounds[name]
@@ -240,7 +240,6 @@ class Search:
 
     def run(self, state: SearchState | None = None, on_event: OnEvent | None = None) -> SearchState:
         """Advance `state` (a fresh one if None) to the end; `on_event` sees every step to save it."""
-
         state = state or self.start()
         c = self.config
 
@@ -251,7 +250,8 @@ class Search:
         while not state.finished:
             earlier = [r for r in state.records if r.generation < state.generation]
             front_before = {r.archid for r in self._front_of(earlier)}
-            emit("generation_start", size=len(state.pending) + self._done_in(state, state.generation))
+            done = sum(1 for r in state.records if r.generation == state.generation)
+            emit("generation_start", size=len(state.pending) + done)
             while state.pending:
                 candidate = state.pending[0]
                 emit("arch_start", candidate=candidate)
@@ -297,9 +297,6 @@ class Search:
             emit("generation_ready")
         emit("finished")
         return state
-
-    def _done_in(self, state: SearchState, generation: int) -> int:
-        return sum(1 for r in state.records if r.generation == generation)
 
     def _next_generation(self, state: SearchState, front: list[Record]) -> None:
         rng = _rng_from(state.rng_state)
