@@ -225,14 +225,6 @@ class MeasureSettings:
         )
 
 
-def measure_settings(config: Path | None = None, **flags: Any) -> MeasureSettings:
-    """Defaults, overridden by a YAML/JSON file of settings, overridden by the flags that were given."""
-    settings = MeasureSettings()
-    if config is not None:
-        settings = from_mapping(MeasureSettings, load_mapping(config), str(config))
-    return replace(settings, "command line", **flags)
-
-
 # What the search can optimize: name -> (maximize?, unit). The evaluator measures them all.
 OBJECTIVES: dict[str, tuple[bool, str]] = {
     "non_embedding_params": (True, ""),
@@ -290,14 +282,6 @@ class SearchConfig:
             raise LtsError(f"measure.seq_len {self.measure.seq_len} exceeds space.n_positions {self.space.n_positions}")
 
 
-def search_config(config: Path | None = None, **flags: Any) -> SearchConfig:
-    """Defaults < YAML/JSON file < flags (dotted keys such as `measure.seq_len` reach sections)."""
-    settings = SearchConfig()
-    if config is not None:
-        settings = from_mapping(SearchConfig, load_mapping(config), str(config))
-    return replace(settings, "command line", **flags)
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Training with the Hugging Face Trainer; defaults are the published ones (configs/train.yaml)."""
@@ -334,9 +318,8 @@ class TrainConfig:
             raise LtsError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-def train_config(config: Path | None = None, **flags: Any) -> TrainConfig:
-    """Defaults < YAML/JSON file < flags."""
-    settings = TrainConfig()
-    if config is not None:
-        settings = from_mapping(TrainConfig, load_mapping(config), str(config))
+def load_config(cls: type[T], path: Path | None = None, **flags: Any) -> T:
+    """Defaults < a YAML/JSON file < the flags that were given (dotted keys such as
+    `measure.seq_len` reach nested sections)."""
+    settings = from_mapping(cls, load_mapping(path), str(path)) if path is not None else cls()
     return replace(settings, "command line", **flags)

@@ -8,7 +8,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 out = Console()  # results
 err = Console(stderr=True)  # progress, notes, hints
@@ -21,6 +29,19 @@ def print_json(obj: Any) -> None:
 
 def note(message: str) -> None:
     err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def bar_progress() -> Progress:
+    """The long-running commands' display on stderr: description, bar, count, elapsed, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 @contextmanager

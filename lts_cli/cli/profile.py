@@ -50,7 +50,7 @@ def profile(
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure non-embedding params, ONNX latency and ONNX memory of one architecture on this machine."""
-    from lts_cli.config import measure_settings
+    from lts_cli.config import MeasureSettings, load_config
     from lts_cli.evaluation import profile as run_profile
     from lts_cli.gallery import Resolved, entry_for, resolve
     from lts_cli.space import parse_arch_spec
@@ -60,7 +60,8 @@ def profile(
         raise UsageError(
             "give an architecture: an ID or FILE, or --arch n_layer=..,d_model=..,d_inner=..,n_head=.. (not both)"
         )
-    settings = measure_settings(
+    settings = load_config(
+        MeasureSettings,
         config,
         seq_len=seq_len,
         batch_size=batch_size,

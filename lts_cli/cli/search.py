@@ -7,10 +7,9 @@ from typing import Any, Optional
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lts_cli.cli.common import err, fmt_s, note, out, print_json
+from lts_cli.cli.common import bar_progress, fmt_s, note, out, print_json
 from lts_cli.errors import UsageError
 
 app = typer.Typer(
@@ -54,7 +53,7 @@ def search(
     """Search (default), or `lts search list` / `lts search show RUN` for past runs."""
     if ctx.invoked_subcommand is not None:
         return
-    from lts_cli.config import search_config
+    from lts_cli.config import SearchConfig, load_config
     from lts_cli.runs import RunFolder, execute, new_name, resumable
 
     flags: dict[str, Any] = {
@@ -82,7 +81,7 @@ def search(
         run, cfg, state = resumable(resume)
         note(f"resuming {run.name}: {len(state.records) if state else 0} architectures already evaluated")
     else:
-        cfg = search_config(config, **flags)
+        cfg = load_config(SearchConfig, config, **flags)
         run = RunFolder.create(name or new_name(cfg.seed), cfg)
         state = None
     note(f"run {run.name}: {run.path}")
@@ -103,15 +102,7 @@ class _SearchProgress:
     """Two bars on stderr (generations, architectures of this generation) and a line per generation."""
 
     def __init__(self, generations: int) -> None:
-        self.live = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
+        self.live = bar_progress()
         self.gens = self.live.add_task("generation", total=generations)
         self.archs = self.live.add_task("architecture", total=None)
         self.current = ""

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lts_cli.cli.common import err, note, out, print_json
+from lts_cli.cli.common import bar_progress, note, out, print_json
 
 
 def train(
@@ -37,14 +36,15 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Train a GPT-2 of the given architecture; re-running the same command after an interruption resumes it."""
-    from lts_cli.config import train_config
+    from lts_cli.config import TrainConfig, load_config
     from lts_cli.gallery import resolve
     from lts_cli.runs import check_name
     from lts_cli.store import open_store
     from lts_cli.training import is_main_process, select_corpus
     from lts_cli.training import train as run_training
 
-    cfg = train_config(
+    cfg = load_config(
+        TrainConfig,
         config,
         max_steps=max_steps,
         batch_size=batch_size,
@@ -91,15 +91,7 @@ def train(
 
 class _TrainProgress:
     def __init__(self) -> None:
-        self.live = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
+        self.live = bar_progress()
         self.task = self.live.add_task("preparing data", total=None)
         self.saved: int | None = None
 
