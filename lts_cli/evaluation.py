@@ -227,3 +227,49 @@ class SearchEvaluator:
             "peak_rss": m.peak_rss_mib,
         }
         return Measured(values, cached=m.cached, timing_s=0.0 if m.cached else m.timing_s)
+
+
+def profile_export(folder: Path, settings: MeasureSettings, progress: Progress | None = None) -> dict[str, Any]:
+    """An exported folder on this machine: prefill latency for `seq_len` tokens, then the latency of
+    one decode step with a KV cache of `seq_len` tokens, file size and peak RSS (not cached)."""
+    import numpy as np
+
+    from lts_cli.exporting import empty_past, feeds, next_past, read_info, session
+    from lts_cli.measuring import PeakRss, fingerprint, latency_stats, session_options, time_runs
+
+    info = read_info(folder)
+    if info is None:
+        raise LtsError(f"{folder} is not an `lts export` folder (no export.json)")
+    config = json.loads((folder / "config.json").read_text())
+    if settings.seq_len >= config.get("n_positions", 1024):
+        raise LtsError(
+            f"--seq-len {settings.seq_len} leaves no room to decode within n_positions {config['n_positions']}"
+        )
+    with PeakRss() as peak:
+        if progress:
+            progress("session", 0, 1)
+        start = time.perf_counter()
+        sess = session(folder, options=session_options(settings))
+        opened = time.perf_counter() - start
+        ids = np.random.default_rng(0).integers(0, config["vocab_size"], size=(settings.batch_size, settings.seq_len))
+        past = empty_past(sess, settings.batch_size) if info["past"] else None
+        prefill_feeds = feeds(sess, ids, past, 0)
+        prefill_times, prefill_stop = time_runs(lambda: sess.run(None, prefill_feeds), settings, progress)
+        decode = None
+        if info["past"]:
+            cache = next_past(sess, sess.run(None, prefill_feeds))
+            step = feeds(sess, ids[:, -1:], cache, settings.seq_len)
+            decode_times, decode_stop = time_runs(lambda: sess.run(None, step), settings, progress)
+            decode = {**latency_stats(decode_times), "stop": decode_stop, "context": settings.seq_len}
+    return {
+        "folder": str(folder),
+        "export": {k: info[k] for k in ("source", "graph", "dtype", "untrained", "optimized")},
+        "settings": dataclasses.asdict(settings),
+        "fingerprint": fingerprint(),
+        "file_mib": (folder / "model.onnx").stat().st_size / MIB,
+        "session_s": opened,
+        "prefill": {**latency_stats(prefill_times), "stop": prefill_stop, "tokens": settings.seq_len},
+        "decode_per_token": decode,
+        "peak_rss_mib": peak.delta_mib,
+        "peak_rss_method": peak.method,
+    }

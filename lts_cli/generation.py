@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers import TextStreamer
 
 from lts_cli import workspace
@@ -32,6 +34,7 @@ class GenerateConfig:
     greedy: bool = False
     seed: int | None = None
     num_return_sequences: int = 1
+    stop_at_eos: bool = True  # False: always generate max_new_tokens (benchmarks)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.num_return_sequences < 1:
@@ -222,7 +225,7 @@ def generate(
         max_new_tokens=max_new,
         num_return_sequences=config.num_return_sequences,
         pad_token_id=eos,
-        eos_token_id=eos,
+        eos_token_id=eos if config.stop_at_eos else None,
         use_cache=True,
         **sampling,
     )
@@ -245,14 +248,19 @@ def generate(
         "max_new_tokens": max_new,
         "seconds": seconds,
         "tokens_per_s": new_tokens / seconds if seconds > 0 else None,
-        "settings": {
-            "greedy": config.greedy,
-            "temperature": None if config.greedy else config.temperature,
-            "top_p": None if config.greedy else config.top_p,
-            "top_k": None if config.greedy else config.top_k,
-            "seed": config.seed,
-            "num_return_sequences": config.num_return_sequences,
-        },
+        "settings": _settings(config),
+    }
+
+
+def _settings(config: GenerateConfig) -> dict[str, Any]:
+    return {
+        "greedy": config.greedy,
+        "temperature": None if config.greedy else config.temperature,
+        "top_p": None if config.greedy else config.top_p,
+        "top_k": None if config.greedy else config.top_k,
+        "seed": config.seed,
+        "num_return_sequences": config.num_return_sequences,
+        "stop_at_eos": config.stop_at_eos,
     }
 
 
@@ -271,3 +279,128 @@ class _Streamer(TextStreamer):
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text:
             self.on_text(text)
+
+
+# ---- ONNX Runtime backend -----------------------------------------------------------------------
+
+
+def onnx_folder(ref: str, allow_untrained: bool = False, on_export: Callable[[Path], None] | None = None) -> Path:
+    """The fp32 KV-cache export to generate from: `ref` itself if it is an export folder, else the
+    model's default export, made now (into the workspace or beside the model) if it is missing."""
+    from lts_cli.exporting import INFO_FILE, default_output, export
+
+    path = Path(ref).expanduser()
+    if (path / INFO_FILE).is_file():
+        return path
+    folder = path if path.is_dir() else _workspace_model(ref)
+    if folder is not None and (folder / "onnx" / INFO_FILE).is_file():
+        return folder / "onnx"
+    target = default_output(load(ref, allow_untrained), past=True, quantize=None, optimize=False)
+    if (target / INFO_FILE).is_file():
+        return target
+    if on_export:
+        on_export(target)
+    return export(ref, output=target, allow_untrained=allow_untrained).path
+
+
+def generate_onnx(
+    folder: Path, prompt: str, config: GenerateConfig, on_text: Callable[[str], None] | None = None, threads: int = 0
+) -> dict[str, Any]:
+    """Greedy or sampled decoding with ONNX Runtime and the KV cache, in a plain numpy loop.
+
+    Sampling follows transformers (temperature, then top-k, then top-p); the random stream is numpy's,
+    so a seed repeats the ONNX backend's text but not the PyTorch backend's (greedy agrees with both).
+    """
+    import transformers
+
+    from lts_cli.exporting import empty_past, feeds, next_past, read_info, session
+
+    info = read_info(folder) or {}
+    if not info.get("past", True):
+        raise LtsError(f"{folder} was exported without the KV cache (--no-past); generation needs the default export")
+    sess = session(folder, threads)
+    _quiet(transformers)
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    model_config = json.loads((folder / "config.json").read_text())
+    eos = tok.eos_token_id if tok.eos_token_id is not None else model_config.get("eos_token_id")
+    context = model_config.get("n_positions")
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    prompt_ids = prompt_ids or [eos]
+    if context is not None and len(prompt_ids) >= context:
+        raise LtsError(f"the prompt is {len(prompt_ids)} tokens; the model's context is {context}; shorten the prompt")
+    max_new = min(config.max_new_tokens, context - len(prompt_ids)) if context else config.max_new_tokens
+    rng = np.random.default_rng(config.seed)
+    texts, new_tokens, prefill_s, decode_s = [], 0, 0.0, 0.0
+    start = time.perf_counter()
+    for _ in range(config.num_return_sequences):
+        ids = np.asarray([prompt_ids], dtype=np.int64)
+        t0 = time.perf_counter()
+        out = sess.run(None, feeds(sess, ids, empty_past(sess, 1), 0))
+        prefill_s += time.perf_counter() - t0
+        generated: list[int] = []
+        stream = _TextStream(tok, on_text if config.num_return_sequences == 1 else None)
+        while True:
+            token = _pick(out[0][0, -1], config, rng)
+            generated.append(token)
+            stream.push(generated)
+            if (token == eos and config.stop_at_eos) or len(generated) >= max_new:
+                break
+            t0 = time.perf_counter()
+            out = sess.run(
+                None, feeds(sess, np.asarray([[token]]), next_past(sess, out), len(prompt_ids) + len(generated) - 1)
+            )
+            decode_s += time.perf_counter() - t0
+        new_tokens += len(generated)
+        texts.append(tok.decode(generated, skip_special_tokens=True))
+    seconds = time.perf_counter() - start
+    decode_steps = new_tokens - config.num_return_sequences
+    return {
+        "model": str(folder),
+        "source": f"onnx ({info.get('dtype', 'fp32')})",
+        "prompt": prompt,
+        "texts": texts,
+        "prompt_tokens": len(prompt_ids),
+        "new_tokens": new_tokens,
+        "max_new_tokens": max_new,
+        "seconds": seconds,
+        "tokens_per_s": new_tokens / seconds if seconds > 0 else None,
+        "prefill_s": prefill_s / config.num_return_sequences,
+        "decode_ms_per_token": 1000 * decode_s / decode_steps if decode_steps > 0 else None,
+        "settings": _settings(config),
+    }
+
+
+def _pick(logits: np.ndarray, config: GenerateConfig, rng: np.random.Generator) -> int:
+    """The next token from one row of logits: argmax, or a sample after temperature, top-k and top-p."""
+    if config.greedy:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / config.temperature
+    candidates = np.arange(scaled.size)
+    if config.top_k and config.top_k < scaled.size:
+        candidates = np.argpartition(scaled, -config.top_k)[-config.top_k :]
+    order = candidates[np.argsort(scaled[candidates])[::-1]]
+    probs = np.exp(scaled[order] - scaled[order[0]])
+    probs /= probs.sum()
+    if config.top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(probs), config.top_p) + 1)  # the smallest set reaching top_p
+        order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
+    return int(rng.choice(order, p=probs))
+
+
+class _TextStream:
+    """Sends the text of newly generated tokens to a callback, holding back incomplete characters."""
+
+    def __init__(self, tokenizer: Any, on_text: Callable[[str], None] | None) -> None:
+        self.tokenizer = tokenizer
+        self.on_text = on_text
+        self.sent = 0
+
+    def push(self, tokens: list[int]) -> None:
+        if self.on_text is None:
+            return
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return
+        if len(text) > self.sent:
+            self.on_text(text[self.sent :])
+            self.sent = len(text)

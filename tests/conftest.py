@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,9 @@ from lts_cli.cli import app
 # A tiny architecture that measures in well under a second.
 TINY = "n_layer=1,d_model=32,d_inner=64,n_head=2,vocab_size=512,n_positions=64"
 TINY_FAST = ["--seq-len", "16", "--trials", "3", "--warmup", "1"]
+# A tiny trainable GPT-2 (with the real 50257-token vocabulary) and a quick training recipe.
+TINY_ARCH = {"n_layer": 1, "d_model": 32, "d_inner": 64, "n_head": 2, "n_positions": 128}
+QUICK = ["--seq-len", "64", "--batch-size", "8", "--warmup-steps", "5", "--lr", "5e-3"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +47,38 @@ def assert_user_error(result, *fragments: str, code: int = 1) -> None:  # type: 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One tiny model trained once through the CLI for the whole test session: (model folder, metrics)."""
+    from typer.testing import CliRunner
+
+    from lts_cli.cli import app
+
+    root = tmp_path_factory.mktemp("trained")
+    arch = root / "tiny.json"
+    arch.write_text(json.dumps(TINY_ARCH))
+    config = root / "train.yaml"
+    config.write_text("eval_batches: 4\n")
+    old = os.environ.get("LTS_HOME")
+    os.environ["LTS_HOME"] = str(root / "home")
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["train", str(arch), *QUICK, "--max-steps", "60", "--eval-every", "1000", "--save-every", "30",
+             "--config", str(config), "--name", "tiny", "--json"],
+        )  # fmt: skip
+    finally:
+        if old is None:
+            del os.environ["LTS_HOME"]
+        else:
+            os.environ["LTS_HOME"] = old
+    assert result.exit_code == 0, result.stderr
+    return root / "home" / "models" / "tiny", json.loads(result.stdout)
+
+
+def install(model: Path, home: Path, name: str = "tiny") -> Path:
+    target = home / "models" / name
+    shutil.copytree(model, target)
+    return target

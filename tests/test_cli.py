@@ -22,11 +22,6 @@ def test_help_lists_the_six_commands(run_cli) -> None:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("name", ["export"])
-def test_unbuilt_commands_say_so(run_cli, name: str) -> None:
-    assert_user_error(run_cli(name, "anything"), f"`lts {name}` is not available")
-
-
 def test_gallery_list_json_has_the_twenty_published_models(run_cli) -> None:
     result = run_cli("gallery", "list", "--json")
     assert result.exit_code == 0, result.stderr

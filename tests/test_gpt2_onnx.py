@@ -44,7 +44,7 @@ def test_graphs_match_transformers(arch: Arch) -> None:
     model = trained_like_model(arch)
     weights = {k: v.numpy() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(1)
-    for graph in gpt2_onnx.GRAPHS:
+    for graph in ("next-token", "logits"):
         sess = session(gpt2_onnx.build(arch, weights, graph).embedded())
         for batch, seq in [(1, 1), (1, 17), (3, arch.n_positions)]:
             ids = rng.integers(0, arch.vocab_size, size=(batch, seq))
@@ -124,3 +124,66 @@ def test_wrong_weights_are_reported() -> None:
     del weights["transformer.h.0.mlp.c_fc.weight"]
     with pytest.raises(LtsError, match=r"missing transformer\.h\.0\.mlp\.c_fc\.weight"):
         gpt2_onnx.build(arch, weights)
+
+
+def _past(arch: Arch, batch: int) -> dict[str, np.ndarray]:
+    empty = np.zeros((batch, arch.n_head, 0, arch.head_dim), dtype=np.float32)
+    return {f"past_key_values.{i}.{kv}": empty for i in range(arch.n_layer) for kv in ("key", "value")}
+
+
+@pytest.mark.parametrize("arch", TINY[1:], ids=lambda a: a.short())
+def test_kv_cache_graph_matches_transformers_with_padding_and_a_decode_step(arch: Arch) -> None:
+    model = trained_like_model(arch)
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    sess = session(gpt2_onnx.build(arch, weights, "causal-lm-with-past").embedded())
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, arch.vocab_size, size=(2, 9))
+    mask = np.ones((2, 9), dtype=np.int64)
+    mask[1, :3] = 0  # left padding in the second row
+    pos = np.maximum(np.cumsum(mask, axis=1) - 1, 0)
+    out = sess.run(None, {"input_ids": ids, "attention_mask": mask, "position_ids": pos, **_past(arch, 2)})
+    with torch.no_grad():
+        ref = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), position_ids=torch.tensor(pos))
+    valid = mask.astype(bool)
+    np.testing.assert_allclose(out[0][valid], ref.logits.numpy()[valid], atol=2e-5, rtol=1e-4)
+    cache = ref.cache if hasattr(ref, "cache") else ref.past_key_values
+    np.testing.assert_allclose(out[1], cache.layers[0].keys.numpy(), atol=1e-5)
+
+    step = rng.integers(0, arch.vocab_size, size=(2, 1))
+    mask2 = np.concatenate([mask, np.ones((2, 1), dtype=np.int64)], axis=1)
+    past = {
+        f"past_key_values.{i}.{kv}": out[1 + 2 * i + (kv == "value")]
+        for i in range(arch.n_layer)
+        for kv in ("key", "value")
+    }
+    out2 = sess.run(None, {"input_ids": step, "attention_mask": mask2, "position_ids": pos[:, -1:] + 1, **past})
+    with torch.no_grad():
+        step_ids, positions = torch.tensor(step), torch.tensor(pos[:, -1:] + 1)
+        ref2 = model(input_ids=step_ids, attention_mask=torch.tensor(mask2), position_ids=positions, cache=cache)
+    np.testing.assert_allclose(out2[0], ref2.logits.numpy(), atol=2e-5, rtol=1e-4)
+    assert out2[1].shape == (2, arch.n_head, 10, arch.head_dim)
+
+    no_past = session(gpt2_onnx.build(arch, weights, "causal-lm").embedded())
+    logits = no_past.run(None, {"input_ids": ids, "attention_mask": mask, "position_ids": pos})[0]
+    np.testing.assert_allclose(logits[valid], ref.logits.numpy()[valid], atol=2e-5, rtol=1e-4)
+
+
+def test_int8_is_close_small_and_fused(tmp_path: Path) -> None:
+    arch = TINY[1]
+    weights = {k: v.numpy() for k, v in trained_like_model(arch).state_dict().items()}
+    fp32 = gpt2_onnx.build(arch, weights, "logits")
+    int8 = gpt2_onnx.build(arch, weights, "logits", dtype="int8")
+    assert int8.file_size() == len(int8.embedded().SerializeToString())
+    # int8 weights: about a quarter of the fp32 file (biases, norms and positions stay fp32).
+    assert int8.file_size() < 0.36 * fp32.file_size()
+    ids = np.random.default_rng(4).integers(0, arch.vocab_size, size=(2, 20))
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    expected = session(fp32.embedded()).run(None, {"input_ids": ids})[0]
+    got = ort.InferenceSession(int8.embedded().SerializeToString(), options).run(None, {"input_ids": ids})[0]
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+    # ONNX Runtime recognizes the pattern: every projection and the LM head become DynamicQuantizeMatMul.
+    fused = [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node]
+    assert fused.count("DynamicQuantizeMatMul") == 4 * arch.n_layer + 1
+    quantized = [i for i in int8.model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.dims]
+    assert sorted(i.name for i in quantized if arch.vocab_size in i.dims) == ["transformer.wte.weight_quantized"]

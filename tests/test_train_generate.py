@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,45 +15,7 @@ from lts_cli.config import TrainConfig
 from lts_cli.data import embedded_corpus
 from lts_cli.errors import LtsError
 from lts_cli.gallery import resolve
-from tests.conftest import assert_user_error
-
-TINY_ARCH = {"n_layer": 1, "d_model": 32, "d_inner": 64, "n_head": 2, "n_positions": 128}
-QUICK = ["--seq-len", "64", "--batch-size", "8", "--warmup-steps", "5", "--lr", "5e-3"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """One tiny model trained once through the CLI for this module: (model folder, metrics)."""
-    from typer.testing import CliRunner
-
-    from lts_cli.cli import app
-
-    root = tmp_path_factory.mktemp("trained")
-    arch = root / "tiny.json"
-    arch.write_text(json.dumps(TINY_ARCH))
-    config = root / "train.yaml"
-    config.write_text("eval_batches: 4\n")
-    old = os.environ.get("LTS_HOME")
-    os.environ["LTS_HOME"] = str(root / "home")
-    try:
-        result = CliRunner().invoke(
-            app,
-            ["train", str(arch), *QUICK, "--max-steps", "60", "--eval-every", "1000", "--save-every", "30",
-             "--config", str(config), "--name", "tiny", "--json"],
-        )  # fmt: skip
-    finally:
-        if old is None:
-            del os.environ["LTS_HOME"]
-        else:
-            os.environ["LTS_HOME"] = old
-    assert result.exit_code == 0, result.stderr
-    return root / "home" / "models" / "tiny", json.loads(result.stdout)
-
-
-def install(model: Path, home: Path, name: str = "tiny") -> Path:
-    target = home / "models" / name
-    shutil.copytree(model, target)
-    return target
+from tests.conftest import TINY_ARCH, assert_user_error, install
 
 
 def test_training_learns_and_writes_a_complete_model(trained: tuple[Path, dict]) -> None:

@@ -57,11 +57,11 @@ def _root(
     """Workspace: $LTS_HOME, else the platform's user data folder. LTS_DEBUG=1 shows tracebacks."""
 
 
-from lts_cli.cli import gallery, generate, pending, profile, search, train  # noqa: E402  (register the commands)
+from lts_cli.cli import export, gallery, generate, profile, search, train  # noqa: E402  (register the commands)
 
 app.add_typer(search.app, name="search")
 app.command("train")(train.train)
-pending.register(app)
+app.command("export")(export.export)
 app.command("profile")(profile.profile)
 app.add_typer(gallery.app, name="gallery")
 app.command("generate")(generate.generate)

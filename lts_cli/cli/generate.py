@@ -24,7 +24,9 @@ def generate(
     num_return_sequences: Optional[int] = typer.Option(
         None, "--num-return-sequences", "-n", help="Independent samples [1]."
     ),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads [all cores]."),
+    backend: str = typer.Option("torch", "--backend", help="torch (transformers generate) or onnx (ONNX Runtime)."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Always generate --max-new-tokens tokens."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch / ONNX Runtime threads [all cores]."),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Use random weights for an untrained architecture."
     ),
@@ -32,9 +34,12 @@ def generate(
 ) -> None:
     """Generate text with transformers' generate() and its KV cache; sampling by default."""
     from lts_cli.config import replace
-    from lts_cli.generation import GenerateConfig, load
+    from lts_cli.errors import UsageError
+    from lts_cli.generation import GenerateConfig, generate_onnx, load, onnx_folder
     from lts_cli.generation import generate as run_generate
 
+    if backend not in ("torch", "onnx"):
+        raise UsageError(f"--backend must be torch or onnx, not {backend!r}")
     cfg = replace(
         GenerateConfig(),
         "command line",
@@ -45,23 +50,32 @@ def generate(
         greedy=greedy or None,
         seed=seed,
         num_return_sequences=num_return_sequences,
+        stop_at_eos=False if ignore_eos else None,
     )
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    loaded = load(model_id, allow_untrained=allow_untrained)
-    if loaded.source == "untrained":
-        note(f"{loaded.label}: the text below is noise from an untrained model")
     stream = not json_out and cfg.num_return_sequences == 1
 
     def on_text(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if stream:
-        sys.stdout.write(prompt)
-    result = run_generate(loaded, prompt, cfg, on_text if stream else None)
+    if backend == "onnx":
+        folder = onnx_folder(model_id, allow_untrained, on_export=lambda path: note(f"exporting to {path} (once)"))
+        label = str(folder)
+        if stream:
+            sys.stdout.write(prompt)
+        result = generate_onnx(folder, prompt, cfg, on_text if stream else None, threads=threads or 0)
+    else:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        loaded = load(model_id, allow_untrained=allow_untrained)
+        label = loaded.label
+        if loaded.source == "untrained":
+            note(f"{loaded.label}: the text below is noise from an untrained model")
+        if stream:
+            sys.stdout.write(prompt)
+        result = run_generate(loaded, prompt, cfg, on_text if stream else None)
     if json_out:
         print_json(result)
         return
@@ -70,7 +84,4 @@ def generate(
     else:
         for i, text in enumerate(result["texts"], 1):
             sys.stdout.write(f"--- sample {i}\n{prompt}{text}\n")
-    note(
-        f"{result['new_tokens']} tokens in {result['seconds']:.2f} s "
-        f"({result['tokens_per_s']:.1f} tokens/s), {loaded.label}"
-    )
+    note(f"{result['new_tokens']} tokens in {result['seconds']:.2f} s ({result['tokens_per_s']:.1f} tokens/s), {label}")

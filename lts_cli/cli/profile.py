@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
@@ -74,6 +74,9 @@ def profile(
         min_trials=min_trials,
         target_ci=target_ci,
     )
+    if ref is not None and (Path(ref) / "export.json").is_file():
+        _profile_export(Path(ref), settings, json_out)
+        return
     if arch_spec is not None:
         arch = parse_arch_spec(arch_spec)
         target = Resolved(arch, arch.archid, entry_for(arch))
@@ -133,3 +136,31 @@ def profile(
         f"{settings.provider}; load {m.load_avg:.2f}[/]",
         highlight=False,
     )
+
+
+def _profile_export(folder: Path, settings: Any, json_out: bool) -> None:
+    from lts_cli.evaluation import profile_export
+
+    with stage_progress(folder.name[:18]) as progress:
+        result = profile_export(folder, settings, progress)
+    if json_out:
+        print_json(result)
+        return
+    e, p, d = result["export"], result["prefill"], result["decode_per_token"]
+    out.print(
+        f"[bold]{folder}[/]  {e['graph']}, {e['dtype']}{' (random weights)' if e['untrained'] else ''}", highlight=False
+    )
+    table = Table(box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("this machine", justify="right")
+    table.add_row(
+        f"prefill latency, s (median, {p['tokens']} tokens)", f"{fmt_s(p['median'])} (CV {p['cv']:.1%}, {p['n']} runs)"
+    )
+    if d:
+        table.add_row(
+            f"decode latency per token, ms (median, context {d['context']})",
+            f"{1000 * d['median']:.2f} (CV {d['cv']:.1%}, {d['n']} runs)",
+        )
+    table.add_row("file size, MiB", f"{result['file_mib']:.2f}")
+    table.add_row("peak RSS while running, MiB", f"{result['peak_rss_mib']:.0f}")
+    out.print(table)

@@ -1,0 +1,310 @@
+"""`lts export`: a GPT-2 model -> a deployable ONNX folder (KV cache, int8, ORT-optimized), validated.
+
+<output>/
+  model.onnx            the decoder; with the KV cache by default (optimum's causal-LM interface:
+                        input_ids, attention_mask, position_ids, past_key_values.{i}.key/value ->
+                        logits, present.{i}.key/value)
+  config.json, generation_config.json, tokenizer files   as in the source model folder
+  arch.json             the architecture
+  export.json           how it was made and how it validated
+
+Validation compares ONNX Runtime with PyTorch on the same inputs, a prefill and a decode step with
+past key values: fp32 fails above FP32_TOLERANCE (max |logit difference|); int8 is judged by
+perplexity on the embedded corpus's validation text, and fails above INT8_PPL_TOLERANCE.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lts_cli import __version__, workspace
+from lts_cli.errors import LtsError
+from lts_cli.generation import LoadedModel, load
+from lts_cli.space import Arch
+
+EXPORT_FILE = "model.onnx"
+INFO_FILE = "export.json"
+FP32_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime (fp32)
+INT8_PPL_TOLERANCE = 0.10  # int8 perplexity may exceed the PyTorch fp32 model's by 10% (relative)
+PPL_BLOCKS, PPL_SEQ = 8, 256  # validation text used to judge int8: 8 blocks of up to 256 tokens
+QUANTIZE_MODES = ("int8",)
+
+OnEvent = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    info: dict[str, Any]
+
+
+def default_output(loaded: LoadedModel, past: bool, quantize: str | None, optimize: bool) -> Path:
+    """Beside the model it came from (workspace models and folders), else in the workspace's exports/."""
+    name = "onnx" + ("-int8" if quantize else "") + ("" if past else "-nopast") + ("-opt" if optimize else "")
+    if loaded.path is not None:
+        return loaded.path / name
+    stem = loaded.label.split(" ")[0].replace("/", "--")
+    suffix = "-untrained" if loaded.source == "untrained" else ""
+    return workspace.ensure_home() / "exports" / f"{stem}{suffix}" / name
+
+
+def export(
+    ref: str,
+    output: Path | None = None,
+    past: bool = True,
+    quantize: str | None = None,
+    optimize: bool = False,
+    force: bool = False,
+    allow_untrained: bool = False,
+    on_event: OnEvent | None = None,
+) -> ExportResult:
+    """Export, validate, and only then move the folder into place."""
+    from lts_cli import gpt2_onnx
+    from lts_cli.modeling import arch_from_gpt2_config
+
+    emit = on_event or (lambda stage: None)
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise LtsError(f"unknown --quantize mode {quantize!r}; available: {', '.join(QUANTIZE_MODES)}")
+    emit("loading the model")
+    loaded = load(ref, allow_untrained=allow_untrained)
+    config = loaded.model.config
+    _check_supported(config, loaded.label)
+    arch = arch_from_gpt2_config(config)
+    target = output or default_output(loaded, past, quantize, optimize)
+    if target.exists() and not force:
+        raise LtsError(f"{target} exists; add --force to replace it, or choose --output")
+
+    emit("writing the ONNX graph")
+    weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
+    graph = "causal-lm-with-past" if past else "causal-lm"
+    built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
+        del built, weights
+        fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
+        loaded.model.config.save_pretrained(tmp)
+        if getattr(loaded.model, "generation_config", None) is not None:
+            loaded.model.generation_config.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+        workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
+        emit("validating against PyTorch")
+        validation = validate(tmp, loaded, arch, past, quantize)
+        info = {
+            "lts_version": __version__,
+            "source": loaded.label,
+            "source_kind": loaded.source,
+            "untrained": loaded.source == "untrained",
+            "archid": arch.archid,
+            "graph": graph,
+            "past": past,
+            "dtype": quantize or "fp32",
+            "opset": gpt2_onnx.OPSET,
+            "optimized": fusions,
+            "file_bytes": (tmp / EXPORT_FILE).stat().st_size,
+            "validation": validation,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        workspace.atomic_write_json(tmp / INFO_FILE, info)
+        workspace.usual_permissions(tmp)
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(target, info)
+
+
+def _check_supported(config: Any, label: str) -> None:
+    """The emitted graph is transformers' GPT-2 with its default options; refuse anything else."""
+    if getattr(config, "model_type", None) != "gpt2":
+        raise LtsError(
+            f"{label} is a {getattr(config, 'model_type', 'unknown')!r} model; lts exports GPT-2 models only"
+        )
+    unsupported = []
+    if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+        unsupported.append(f"activation_function={config.activation_function}")
+    if getattr(config, "scale_attn_by_inverse_layer_idx", False) or getattr(config, "reorder_and_upcast_attn", False):
+        unsupported.append("scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn")
+    if not getattr(config, "scale_attn_weights", True) or abs(config.layer_norm_epsilon - 1e-5) > 1e-12:
+        unsupported.append("scale_attn_weights/layer_norm_epsilon")
+    if unsupported:
+        raise LtsError(f"{label} uses GPT-2 options lts cannot export yet: {', '.join(unsupported)}")
+
+
+def _optimize(path: Path) -> dict[str, Any]:
+    """ONNX Runtime's graph optimizations (level EXTENDED, portable across CPUs), saved into the file.
+
+    Reports the fused operators that appeared (e.g. SkipLayerNormalization, BiasGelu, FusedMatMul,
+    DynamicQuantizeMatMul). The result needs ONNX Runtime (com.microsoft operators).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    before = Counter(n.op_type for n in onnx.load(path, load_external_data=False).graph.node)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    optimized = path.with_name("optimized.onnx")
+    options.optimized_model_filepath = str(optimized)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    after = Counter(n.op_type for n in onnx.load(optimized, load_external_data=False).graph.node)
+    optimized.replace(path)
+    fused = {op: n for op, n in sorted(after.items()) if n > before.get(op, 0)}
+    return {
+        "level": "extended",
+        "fused_operators": fused,
+        "nodes_before": sum(before.values()),
+        "nodes_after": sum(after.values()),
+    }
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{int(time.time())}"
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+def session(folder: Path, threads: int = 0, options: Any = None) -> Any:
+    """An ONNX Runtime session over an export folder's model.onnx (clear errors for damaged files)."""
+    import onnxruntime as ort
+
+    path = folder / EXPORT_FILE
+    if not path.is_file():
+        raise LtsError(f"{folder} has no {EXPORT_FILE}; export a model with `lts export`")
+    if options is None:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for unreadable models
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise LtsError(f"{path} cannot be loaded by ONNX Runtime ({first}); export it again") from None
+
+
+def feeds(sess: Any, ids: np.ndarray, past: dict[str, np.ndarray] | None, past_len: int) -> dict[str, np.ndarray]:
+    """The inputs of one forward: ids [B, S] after `past_len` cached positions (no padding)."""
+    batch, seq = ids.shape
+    names = {i.name for i in sess.get_inputs()}
+    out: dict[str, np.ndarray] = {"input_ids": ids.astype(np.int64)}
+    if "attention_mask" in names:
+        out["attention_mask"] = np.ones((batch, past_len + seq), dtype=np.int64)
+    if "position_ids" in names:
+        out["position_ids"] = np.broadcast_to(np.arange(past_len, past_len + seq, dtype=np.int64), (batch, seq)).copy()
+    if past is not None:
+        out.update(past)
+    return out
+
+
+def empty_past(sess: Any, batch: int) -> dict[str, np.ndarray]:
+    cache = [i for i in sess.get_inputs() if i.name.startswith("past_key_values.")]
+    return {i.name: np.zeros((batch, i.shape[1], 0, i.shape[3]), dtype=np.float32) for i in cache}
+
+
+def next_past(sess: Any, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    names = [o.name for o in sess.get_outputs()]
+    return {
+        n.replace("present.", "past_key_values."): v
+        for n, v in zip(names, outputs, strict=True)
+        if n.startswith("present.")
+    }
+
+
+def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize: str | None) -> dict[str, Any]:
+    """PyTorch vs ONNX Runtime on the same inputs: a prefill, then (with the cache) a decode step."""
+    import torch
+
+    sess = session(folder)
+    model = loaded.model
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, min(arch.vocab_size, 50257), size=(2, min(8, arch.n_positions - 1)))
+    cache_in = empty_past(sess, 2) if past else None
+    out = sess.run(None, feeds(sess, ids, cache_in, 0))
+    with torch.inference_mode():
+        ref = model(input_ids=torch.from_numpy(ids), use_cache=past)
+    result: dict[str, Any] = {"prefill_max_abs_diff": float(np.abs(out[0] - ref.logits.numpy()).max())}
+    if past:
+        step = rng.integers(0, min(arch.vocab_size, 50257), size=(2, 1))
+        out2 = sess.run(None, feeds(sess, step, next_past(sess, out), ids.shape[1]))
+        cache = ref.cache if hasattr(ref, "cache") else ref.past_key_values
+        with torch.inference_mode():
+            ref2 = model(input_ids=torch.from_numpy(step), cache=cache, use_cache=True)
+        result["decode_max_abs_diff"] = float(np.abs(out2[0] - ref2.logits.numpy()).max())
+    worst = max(v for k, v in result.items() if k.endswith("diff"))
+    result["max_abs_logit"] = float(np.abs(ref.logits.numpy()).max())
+    if quantize is None:
+        result["tolerance"] = FP32_TOLERANCE
+        if not worst <= FP32_TOLERANCE:
+            raise LtsError(
+                f"validation failed: ONNX Runtime and PyTorch logits differ by {worst:.2e} "
+                f"(tolerance {FP32_TOLERANCE:g}); nothing was written"
+            )
+        return result
+    fp32_ppl, onnx_ppl = perplexities(sess, model, loaded.tokenizer, arch, past)
+    result.update(
+        {
+            "fp32_perplexity": fp32_ppl,
+            "int8_perplexity": onnx_ppl,
+            "perplexity_increase": onnx_ppl / fp32_ppl - 1,
+            "tolerance": f"perplexity +{INT8_PPL_TOLERANCE:.0%}",
+        }
+    )
+    if not onnx_ppl <= fp32_ppl * (1 + INT8_PPL_TOLERANCE):
+        raise LtsError(
+            f"validation failed: int8 perplexity {onnx_ppl:.2f} is more than {INT8_PPL_TOLERANCE:.0%} above "
+            f"the fp32 model's {fp32_ppl:.2f}; nothing was written"
+        )
+    return result
+
+
+def perplexities(sess: Any, model: Any, tokenizer: Any, arch: Arch, past: bool) -> tuple[float, float]:
+    """Perplexity of the PyTorch model and of the ONNX model on the embedded corpus's validation text."""
+    import torch
+
+    from lts_cli.data import embedded_corpus
+
+    seq = min(PPL_SEQ, arch.n_positions)
+    text = "\n".join(embedded_corpus().splits["validation"])
+    ids = np.asarray(tokenizer(text[: 8 * PPL_BLOCKS * seq], add_special_tokens=False)["input_ids"][: PPL_BLOCKS * seq])
+    blocks = ids[: (ids.size // seq) * seq].reshape(-1, seq)
+    onnx_nll, torch_nll = [], []
+    for block in blocks:
+        row = block[None, :]
+        logits = sess.run(None, feeds(sess, row, empty_past(sess, 1) if past else None, 0))[0]
+        onnx_nll.append(_nll(logits[0], block))
+        with torch.inference_mode():
+            torch_nll.append(_nll(model(input_ids=torch.from_numpy(row)).logits[0].numpy(), block))
+    return math.exp(float(np.mean(torch_nll))), math.exp(float(np.mean(onnx_nll)))
+
+
+def _nll(logits: np.ndarray, ids: np.ndarray) -> float:
+    """Mean next-token negative log-likelihood of `ids` under `logits` [S, V]."""
+    shifted = logits[:-1].astype(np.float64)
+    top = shifted.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted - top).sum(axis=1)) + top[:, 0]
+    return float(np.mean(log_z - shifted[np.arange(ids.size - 1), ids[1:]]))
+
+
+def read_info(folder: Path) -> dict[str, Any] | None:
+    path = folder / INFO_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
