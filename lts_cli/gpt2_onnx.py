@@ -264,7 +264,7 @@ def _graph_model(arch: Arch, graph: str, initializers: list[TensorProto], int8: 
             cache = [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
             present = [f"present.{i}.key", f"present.{i}.value"]
             for name in cache + present:
-                shape = ["batch", h, "past" if name.startswith("past") else "total", hd]
+                shape: list[str | int] = ["batch", h, "past" if name.startswith("past") else "total", hd]
                 (inputs if name.startswith("past") else outputs).append(
                     helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
                 )
