@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench bench-profile bench-search clean
+.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate clean
 
 install: $(STAMP)
 
@@ -27,13 +27,16 @@ lint: install
 	$(BIN)/ruff format --check lts_cli tests benchmarks
 	$(BIN)/mypy
 
-bench: bench-profile bench-search
+bench: bench-profile bench-search bench-generate
 
 bench-profile: install
 	$(BIN)/python benchmarks/bench_profile.py
 
 bench-search: install
 	$(BIN)/python benchmarks/bench_search.py
+
+bench-generate: install
+	$(BIN)/python benchmarks/bench_generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
