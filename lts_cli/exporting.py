@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -89,9 +87,7 @@ def export(
     weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
     graph = "causal-lm-with-past" if past else "causal-lm"
     built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
+    with workspace.staged_folder(target) as tmp:
         (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
         del built, weights
         fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
@@ -118,11 +114,6 @@ def export(
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         workspace.atomic_write_json(tmp / INFO_FILE, info)
-        workspace.usual_permissions(tmp)
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ExportResult(target, info)
 
 
@@ -168,16 +159,6 @@ def _optimize(path: Path) -> dict[str, Any]:
         "nodes_before": sum(before.values()),
         "nodes_after": sum(after.values()),
     }
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{int(time.time())}"
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- validation ---------------------------------------------------------------------------------

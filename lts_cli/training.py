@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -236,25 +235,12 @@ def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any
 
     from lts_cli.data import tokenizer
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
+    with workspace.staged_folder(final) as tmp:
         model.save_pretrained(tmp)
         tokenizer().save_pretrained(tmp)
         workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
         workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
         workspace.atomic_write_json(tmp / "metrics.json", metrics)
-        workspace.usual_permissions(tmp)
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{int(time.time())}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     shutil.rmtree(work, ignore_errors=True)
 
 

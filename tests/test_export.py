@@ -137,3 +137,12 @@ def test_optimum_can_load_the_export(run_cli, trained, lts_home: Path) -> None:
     model = optimum.ORTModelForCausalLM.from_pretrained(folder)
     ids = np.array([[15496, 995]])
     assert model(input_ids=ids, attention_mask=np.ones_like(ids)).logits.shape[-1] == 50257
+
+
+def test_failed_validation_leaves_nothing(run_cli, trained, lts_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lts_cli import exporting
+
+    install(trained[0], lts_home)
+    monkeypatch.setattr(exporting, "FP32_TOLERANCE", 0.0)
+    assert_user_error(run_cli("export", "tiny"), "validation failed", "nothing was written")
+    assert [p.name for p in (lts_home / "models" / "tiny").iterdir() if p.name.startswith((".", "onnx"))] == []
