@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_lts
 
 MODELS = {
     "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402": "1.06M",
@@ -34,22 +34,10 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def run_profile(model_id: str, *flags: str) -> tuple[dict, float, float]:
-    """`lts profile ... --json` in a fresh process; returns (result, wall seconds, peak RSS MiB)."""
-    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryFile() as out:
-        env = {**os.environ, "LTS_HOME": home}
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lts_cli", "profile", model_id, "--json", *flags],
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"lts profile {model_id} failed with status {status}")
-        out.seek(0)
-        return json.loads(out.read()), wall, usage.ru_maxrss / 1024
+    """`lts profile ... --json` in a fresh process and workspace; (result, wall s, peak RSS MiB)."""
+    with tempfile.TemporaryDirectory() as home:
+        stdout, wall, peak, _ = run_lts(home, "profile", model_id, "--json", *flags)
+        return json.loads(stdout), wall, peak
 
 
 def torch_vs_emitted(model_id: str, rounds: int = 15) -> dict:

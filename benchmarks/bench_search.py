@@ -17,14 +17,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from common import run_lts
 
 BUDGET = [
     "--generations", "4", "--init-models", "4", "--random-mix", "2", "--crossovers", "2",
@@ -33,43 +30,11 @@ BUDGET = [
 RESULTS = Path(__file__).parent / "results"
 
 
-def lts(home: str, *args: str) -> tuple[str, float, float, list[float]]:
-    """Run `lts ARGS` with LTS_HOME=home; (stdout, wall s, peak RSS MiB, RSS samples MiB)."""
-    env = {**os.environ, "LTS_HOME": home}
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lts_cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env
-        )
-        samples: list[float] = []
-        done = threading.Event()
-
-        def sample() -> None:
-            p = psutil.Process(proc.pid)
-            while not done.is_set():
-                try:
-                    samples.append(p.memory_info().rss / 2**20)
-                except psutil.Error:
-                    return
-                time.sleep(0.2)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        done.set()
-        sampler.join()
-        wall = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"lts {' '.join(args)} failed with status {status}")
-        out.seek(0)
-        return out.read().decode(), wall, usage.ru_maxrss / 1024, samples
-
-
 def main() -> None:
     load = os.getloadavg()[0]
     print(f"lts search, reduced budget ({' '.join(BUDGET)}); load {load:.2f}")
     with tempfile.TemporaryDirectory() as home:
-        stdout, wall, peak, samples = lts(home, "search", *BUDGET, "--name", "cold", "--json")
+        stdout, wall, peak, samples = run_lts(home, "search", *BUDGET, "--name", "cold", "--json")
         s = json.loads(stdout)
         t = s["timings"]
         n = t["evaluated"]
@@ -78,7 +43,7 @@ def main() -> None:
         print(f"evaluated {n} architectures ({t['cached']} cached) in {wall:.1f} s: {wall / n:.2f} s each")
         print(f"timed runs {t['timed_runs_s']:.1f} s; overhead (wall - timed runs) {overhead:.2f} s per architecture")
         print(
-            f"peak RSS {peak:.0f} MiB; RSS max in the first / last quarter of the run "
+            f"peak RSS {peak:.0f} MiB (sampled every 0.2 s); RSS max in the first / last quarter of the run "
             f"{max(samples[:quarter]):.0f} / {max(samples[-quarter:]):.0f} MiB"
         )
         print(f"hypervolume per generation: {', '.join(f'{v:.4f}' for v in s['hypervolume']['per_generation'])}")
@@ -93,14 +58,14 @@ def main() -> None:
                 f"{m['non_embedding_params'] / 1e6:>8.2f} {m['onnx_latency']:>9.4f} {m['onnx_memory']:>7.2f}"
             )
 
-        stdout2, wall2, _, _ = lts(home, "search", *BUDGET, "--name", "warm", "--json")
+        stdout2, wall2, _, _ = run_lts(home, "search", *BUDGET, "--name", "warm", "--json")
         t2 = json.loads(stdout2)["timings"]
         print(f"\nidentical second run: {wall2:.1f} s, {t2['cached']}/{t2['evaluated']} cached")
 
         print("\nadaptive repeatability: front members measured again (--adaptive --no-cache) vs the search's values")
         diffs = []
         for m in s["front"]:
-            again, _, _, _ = lts(
+            again, _, _, _ = run_lts(
                 home, "profile", m["archid"], "--seq-len", "1024", "--adaptive", "--no-cache", "--json"
             )
             value = json.loads(again)["latency_s"]
