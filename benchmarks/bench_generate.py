@@ -66,7 +66,8 @@ def prompt_text(tokenizer: Any) -> str:
 def torch_run(loaded: Any, prompt: str) -> dict[str, float]:
     import torch
 
-    from lts_cli.generation import GenerateConfig, generate
+    from lts_cli.config import GenerateConfig
+    from lts_cli.generation import generate
 
     config = GenerateConfig(max_new_tokens=NEW_TOKENS, greedy=True, stop_at_eos=False)
     ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -84,7 +85,8 @@ def torch_run(loaded: Any, prompt: str) -> dict[str, float]:
 
 
 def onnx_run(folder: Path, prompt: str, threads: int) -> dict[str, float]:
-    from lts_cli.generation import GenerateConfig, generate_onnx
+    from lts_cli.config import GenerateConfig
+    from lts_cli.generation import generate_onnx
 
     config = GenerateConfig(max_new_tokens=NEW_TOKENS, greedy=True, stop_at_eos=False)
     result = generate_onnx(folder, prompt, config, threads=threads)
@@ -107,7 +109,8 @@ def validation_perplexity(folder: Path | None, loaded: Any, past: bool = True) -
     import torch
 
     from lts_cli.data import embedded_corpus, tokenize
-    from lts_cli.exporting import _nll, empty_past, feeds, session
+    from lts_cli.exporting import _nll
+    from lts_cli.runtime import empty_past, feeds, session
 
     tokens = np.asarray(tokenize(embedded_corpus())["validation"], dtype=np.int64)
     blocks = tokens[: (tokens.size // 256) * 256].reshape(-1, 256)
@@ -135,7 +138,7 @@ def main() -> None:
     import torch
 
     from lts_cli.exporting import default_output, export
-    from lts_cli.generation import load
+    from lts_cli.modeling import load
 
     torch.set_num_threads(args.threads)
     ensure_trained(args.threads)

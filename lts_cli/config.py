@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from lts_cli.errors import LtsError
+from lts_cli.errors import ConfigError, LtsError, UsageError, invalid
 from lts_cli.space import SearchSpace
 
 T = TypeVar("T")
@@ -23,20 +23,22 @@ def load_file(path: Path) -> Any:
     """Parse a .yaml/.yml/.json file; every failure names the file and says what to fix."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LtsError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LtsError(f"{path}: is a folder, expected a .yaml or .json file") from None
+    except FileNotFoundError as exc:
+        raise LtsError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise LtsError(f"{path}: is a folder, expected a .yaml or .json file") from exc
     except UnicodeDecodeError as exc:
-        raise LtsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise LtsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
-        raise LtsError(f"{path}: cannot read ({exc.strerror})") from None
+        raise LtsError(f"{path}: cannot read ({exc.strerror})") from exc
     suffix = path.suffix.lower()
+    if suffix in (".json", ".yaml", ".yml") and not _has_content(text, suffix):
+        raise LtsError(f"{path}: the file is empty; write the settings into it, or leave it out to use the defaults")
     if suffix == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LtsError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+            raise LtsError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if suffix in (".yaml", ".yml"):
         import yaml
 
@@ -46,14 +48,20 @@ def load_file(path: Path) -> Any:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise LtsError(f"{path}: invalid YAML{where}: {problem}") from None
+            raise LtsError(f"{path}: invalid YAML{where}: {problem}") from exc
     raise LtsError(f"{path}: unsupported file type {suffix or '(none)'}; use .yaml, .yml or .json")
+
+
+def _has_content(text: str, suffix: str) -> bool:
+    """Whether a file says anything at all (YAML comments and `---` markers say nothing)."""
+    if suffix == ".json":
+        return bool(text.strip())
+    lines = (line.strip() for line in text.splitlines())
+    return any(line and not line.startswith("#") and line not in ("---", "...") for line in lines)
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
     data = load_file(path)
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise LtsError(f"{path}: expected a mapping of keys to values at the top level, got {type(data).__name__}")
     return data
@@ -76,16 +84,24 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
             # A nested section overrides the field's own default, key by key.
             factory: Any = fields[key].default_factory
             where = f"{source}: {key}" if ":" not in source else f"{source}.{key}"
-            values[key] = from_mapping(hint_type, {**as_plain(factory()), **_mapping(value, where)}, where)
+            try:
+                values[key] = from_mapping(hint_type, {**as_plain(factory()), **_mapping(value, where)}, where)
+            except ConfigError as exc:
+                raise exc.nested(key) from exc
         else:
             values[key] = _check_type(value, hint_type, f"{source}: {key}")
+    return cls(**values)  # a ConfigError names its fields relative to `cls`; the caller says where
+
+
+def from_file(cls: type[T], path: Path) -> T:
+    """A config object from a YAML/JSON file; every error names the file and the key."""
     try:
-        return cls(**values)
-    except LtsError as exc:
-        raise LtsError(f"{source}: {exc}") from None
+        return from_mapping(cls, load_mapping(path), str(path))
+    except ConfigError as exc:
+        raise LtsError(f"{path}: {exc}") from exc
 
 
-def replace(obj: T, source: str, **changes: Any) -> T:
+def replace(obj: T, **changes: Any) -> T:
     """`dataclasses.replace` that skips None (flags not given), type-checks what is set, and takes
     dotted keys for nested sections (`measure.seq_len`)."""
     merged = as_plain(obj)
@@ -97,7 +113,12 @@ def replace(obj: T, source: str, **changes: Any) -> T:
         for parent in parents:
             target = target[parent]
         target[leaf] = value
-    return from_mapping(type(obj), merged, source)
+    return from_mapping(type(obj), merged, "command line")
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field: `measure.seq_len` -> `--seq-len`."""
+    return "--" + field.rsplit(".", 1)[-1].replace("_", "-")
 
 
 def as_plain(obj: Any) -> Any:
@@ -177,9 +198,18 @@ def _sequence(value: Any, where: str) -> list[Any]:
     raise LtsError(f"{where} must be a list, got {value!r}")
 
 
-def _positive(name: str, value: int | float) -> None:
-    if value <= 0:
-        raise LtsError(f"{name} must be positive, got {value}")
+def _at_least(obj: Any, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value < minimum:
+            raise invalid(name, f"must be at least {minimum:g}", value)
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise invalid(name, "must be greater than 0", value)
 
 
 @dataclass(frozen=True)
@@ -189,6 +219,8 @@ class MeasureSettings:
     Defaults are the published objective (archai's text-generation search): ONNX Runtime on the
     CPU, batch 1, sequence 1024, no KV cache, next-token graph, 1 intra-op thread, graph
     optimization level ALL, 2 warm-up runs, then 25 timed runs (archai: 5 repeats of 5).
+    Adaptive timing stops once the mean's 95% CI is within `target_ci`, after at least
+    `min_trials` runs (or all `trials`, when there are fewer).
     """
 
     graph: Literal["next-token", "logits"] = "next-token"
@@ -204,18 +236,28 @@ class MeasureSettings:
     provider: str = "CPUExecutionProvider"
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "seq_len", "threads", "trials", "min_trials"):
-            _positive(name, getattr(self, name))
-        if self.warmup < 0:
-            raise LtsError(f"warmup must be 0 or more, got {self.warmup}")
+        _at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials")
+        _at_least(self, 0, "warmup")
         if not 0 < self.target_ci < 1:
-            raise LtsError(f"target_ci is a relative half-width (e.g. 0.03 for 3%), got {self.target_ci}")
-        if self.adaptive and self.min_trials > self.trials:
-            raise LtsError(f"min_trials ({self.min_trials}) is larger than trials ({self.trials})")
+            raise invalid("target_ci", "is a relative half-width between 0 and 1 (0.03 for 3%)", self.target_ci)
+
+    @property
+    def fewest_trials(self) -> int:
+        """The runs adaptive timing takes before it may stop."""
+        return min(self.min_trials, self.trials)
+
+    def trials_note(self) -> str | None:
+        """What to tell the user when --trials overrides the adaptive minimum."""
+        if self.adaptive and self.trials < self.min_trials:
+            return (
+                f"--trials {self.trials} is below the adaptive minimum of {self.min_trials} runs: "
+                f"each architecture gets {self.trials} timed run(s)"
+            )
+        return None
 
     def describe(self) -> str:
         runs = (
-            f"{self.min_trials}-{self.trials} runs (adaptive, 95% CI <= {self.target_ci:.0%})"
+            f"{self.fewest_trials}-{self.trials} runs (adaptive, 95% CI <= {self.target_ci:.0%})"
             if self.adaptive
             else f"{self.trials} runs"
         )
@@ -259,27 +301,36 @@ class SearchConfig:
     measure: MeasureSettings = dataclasses.field(default_factory=_search_measure)
 
     def __post_init__(self) -> None:
-        for name in ("generations", "init_models", "max_unseen", "patience"):
-            if getattr(self, name) < 1:
-                raise LtsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("mutations_per_parent", "crossovers", "random_mix"):
-            if getattr(self, name) < 0:
-                raise LtsError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        _at_least(self, 1, "generations", "init_models", "max_unseen", "patience")
+        _at_least(self, 0, "mutations_per_parent", "crossovers", "random_mix", "min_params")
+        _positive(self, "max_params")
         if self.generations > 1 and self.mutations_per_parent + self.crossovers + self.random_mix == 0:
-            raise LtsError(
-                "mutations_per_parent, crossovers and random_mix are all 0: later generations would be empty"
+            raise ConfigError(
+                ["mutations_per_parent", "crossovers", "random_mix"],
+                "{0}, {1} and {2} are all 0: generations after the first would be empty",
             )
-        if self.min_params < 0 or self.max_params <= 0:
-            raise LtsError(f"parameter constraints must be positive, got {self.min_params:g}..{self.max_params:g}")
         if self.min_params > self.max_params:
-            raise LtsError(f"min_params ({self.min_params:g}) is larger than max_params ({self.max_params:g})")
+            raise ConfigError(
+                ["min_params", "max_params"],
+                f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
+            )
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
         if unknown:
-            raise LtsError(f"unknown objective {unknown[0]!r}; choose from {', '.join(OBJECTIVES)}")
+            raise invalid("objectives", f"must be chosen from {', '.join(OBJECTIVES)}", unknown[0])
         if len(set(self.objectives)) != len(self.objectives) or len(self.objectives) < 2:
-            raise LtsError("objectives must name at least two different objectives")
+            raise invalid("objectives", "must name at least two different objectives", list(self.objectives))
         if self.measure.seq_len > self.space.n_positions:
-            raise LtsError(f"measure.seq_len {self.measure.seq_len} exceeds space.n_positions {self.space.n_positions}")
+            raise ConfigError(
+                ["measure.seq_len", "space.n_positions"],
+                f"{{0}} ({self.measure.seq_len}) exceeds {{1}} ({self.space.n_positions})",
+            )
+        if not self.space.feasible(self.min_params, self.max_params):
+            lo, hi = self.space.params_range()
+            raise ConfigError(
+                ["min_params", "max_params"],
+                f"no architecture of the search space has between {self.min_params:g} and {self.max_params:g} "
+                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); widen {{0}}/{{1}}",
+            )
 
 
 @dataclass(frozen=True)
@@ -307,19 +358,53 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "seq_len", "eval_every", "save_every"):
-            _positive(name, getattr(self, name))
-        for name in ("lr", "log_every", "keep_checkpoints"):
-            _positive(name, getattr(self, name))
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "eval_batches", "threads"):
-            if getattr(self, name) < 0:
-                raise LtsError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        _at_least(self, 1, "max_steps", "batch_size", "gradient_accumulation_steps", "seq_len", "eval_every")
+        _at_least(self, 1, "save_every", "log_every", "keep_checkpoints")
+        _positive(self, "lr")
+        _at_least(self, 0, "weight_decay", "warmup_steps", "max_grad_norm", "eval_batches", "threads")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise invalid(name, "must be in [0, 1)", getattr(self, name))
         if not 0 <= self.dropout < 1:
-            raise LtsError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise invalid("dropout", "must be in [0, 1)", self.dropout)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Published defaults: sampling with temperature 0.8 and top-p 0.95, 128 new tokens."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 0  # 0: off
+    greedy: bool = False
+    seed: int | None = None
+    num_return_sequences: int = 1
+    stop_at_eos: bool = True  # False: always generate max_new_tokens (benchmarks)
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "num_return_sequences"):
+            if getattr(self, name) < 1:
+                raise invalid(name, "must be at least 1", getattr(self, name))
+        if not self.temperature > 0:
+            raise invalid(
+                "temperature", "must be greater than 0 (for the most likely token every time, use --greedy)",
+                self.temperature,
+            )  # fmt: skip
+        if not 0 < self.top_p <= 1:
+            raise invalid("top_p", "must be in (0, 1]", self.top_p)
+        if self.top_k < 0:
+            raise invalid("top_k", "must be 0 (off) or more", self.top_k)
 
 
 def load_config(cls: type[T], path: Path | None = None, **flags: Any) -> T:
     """Defaults < a YAML/JSON file < the flags that were given (dotted keys such as
-    `measure.seq_len` reach nested sections)."""
-    settings = from_mapping(cls, load_mapping(path), str(path)) if path is not None else cls()
-    return replace(settings, "command line", **flags)
+    `measure.seq_len` reach nested sections). A value a flag made invalid is a usage error that
+    names the flag (`--seq-len`); one from the file names the file and the key."""
+    settings = from_file(cls, path) if path is not None else cls()
+    try:
+        return replace(settings, **flags)
+    except ConfigError as exc:
+        given = {key for key, value in flags.items() if value is not None}
+        names = [flag_name(f) if f in given else f"{f} (in {path})" if path else f for f in exc.fields]
+        raise UsageError(exc.named(names)) from exc

@@ -15,9 +15,7 @@ import functools
 import gzip
 import hashlib
 import json
-import os
 import re
-import socket
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -25,12 +23,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from lts_cli import workspace
-from lts_cli.errors import LtsError
+from lts_cli.errors import LtsError, first_line
 
 SPLITS = ("train", "validation", "test")
 EOS_ID = 50256
@@ -145,9 +142,9 @@ def _read_documents(file: Path, text_field: str) -> list[str]:
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise LtsError(f"{file}: not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8") from None
+        raise LtsError(f"{file}: not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8") from exc
     except OSError as exc:
-        raise LtsError(f"{file}: cannot read ({exc.strerror})") from None
+        raise LtsError(f"{file}: cannot read ({exc.strerror})") from exc
     if file.suffix.lower() != ".jsonl":
         return [text]
     documents = []
@@ -157,7 +154,7 @@ def _read_documents(file: Path, text_field: str) -> list[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise LtsError(f"{file}:{number}: invalid JSON ({exc.msg})") from None
+            raise LtsError(f"{file}:{number}: invalid JSON ({exc.msg})") from exc
         if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
             raise LtsError(f"{file}:{number}: no string field {text_field!r} (choose it with --text-field)")
         documents.append(record[text_field])
@@ -169,25 +166,32 @@ def hub_corpus(spec: str, text_field: str = "text") -> Corpus:
     name, _, config = spec.partition(":")
     try:
         import datasets
-    except ImportError:
+    except ImportError as exc:
         raise LtsError(
             f"--dataset {spec} needs the `datasets` package: pip install 'lts-cli[hub]' (or use --data PATH)"
-        ) from None
-    offline = not hub_reachable()
-    if offline:  # local cache only, instead of retrying an unreachable Hub for half a minute
-        import huggingface_hub.constants
+        ) from exc
+    import huggingface_hub.constants as hub_constants
 
-        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    from lts_cli.hub import HubUnavailable, check_repo
+
+    try:
+        check_repo(name, "dataset")
+        unavailable = None
+    except HubUnavailable as exc:
+        unavailable = str(exc)
+    saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
+    if unavailable:  # the local cache only, instead of retrying for half a minute
+        datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
     try:
         loaded = datasets.load_dataset(name, config or None)
     except Exception as exc:  # the Hub client raises many types; all mean the same to the user
-        where = (
-            "the Hugging Face Hub is unreachable and its local cache does not have it" if offline else "the Hub said"
-        )
+        where = f"{unavailable}, and its local cache does not have it" if unavailable else "the Hub said"
         raise LtsError(
-            f"could not load dataset {spec!r}: {where} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            f"could not load dataset {spec!r}: {where} ({type(exc).__name__}: {first_line(exc)[:160]}); "
             "check the name and the network, or use --data PATH"
-        ) from None
+        ) from exc
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
     aliases = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
     splits: dict[str, list[str]] = {}
     for split_name, rows in loaded.items():
@@ -201,18 +205,6 @@ def hub_corpus(spec: str, text_field: str = "text") -> Corpus:
         raise LtsError(f"dataset {spec!r} has no train split (splits: {', '.join(loaded)})")
     key = "hub:" + hashlib.sha1(f"{spec}|{text_field}|{loaded['train']._fingerprint}".encode()).hexdigest()
     return Corpus(spec, key, splits)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers at all (one quick TCP connect, no retries)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # ---- tokens -------------------------------------------------------------------------------------

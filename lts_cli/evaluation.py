@@ -142,7 +142,8 @@ class Evaluator:
         import numpy as np
 
         from lts_cli import gpt2_onnx
-        from lts_cli.measuring import InMemorySession, PeakRss, latency_stats, time_runs
+        from lts_cli.measuring import PeakRss, latency_stats, time_runs
+        from lts_cli.runtime import InMemorySession
 
         settings = self.settings
         check_fits(arch, settings)
@@ -234,8 +235,8 @@ def profile_export(folder: Path, settings: MeasureSettings, progress: Progress |
     one decode step with a KV cache of `seq_len` tokens, file size and peak RSS (not cached)."""
     import numpy as np
 
-    from lts_cli.exporting import empty_past, feeds, next_past, read_info, session
-    from lts_cli.measuring import PeakRss, fingerprint, latency_stats, session_options, time_runs
+    from lts_cli.measuring import PeakRss, fingerprint, latency_stats, time_runs
+    from lts_cli.runtime import empty_past, feeds, next_past, read_info, session, session_options
 
     info = read_info(folder)
     if info is None:

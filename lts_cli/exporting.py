@@ -15,7 +15,6 @@ perplexity on the embedded corpus's validation text, and fails above INT8_PPL_TO
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -27,12 +26,11 @@ from typing import Any
 import numpy as np
 
 from lts_cli import __version__, workspace
-from lts_cli.errors import LtsError
-from lts_cli.generation import LoadedModel, load
+from lts_cli.errors import LtsError, UsageError
+from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, load
+from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
 from lts_cli.space import Arch
 
-EXPORT_FILE = "model.onnx"
-INFO_FILE = "export.json"
 FP32_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime (fp32)
 INT8_PPL_TOLERANCE = 0.10  # int8 perplexity may exceed the PyTorch fp32 model's by 10% (relative)
 PPL_BLOCKS, PPL_SEQ = 8, 256  # validation text used to judge int8: 8 blocks of up to 256 tokens
@@ -58,7 +56,7 @@ def default_output(loaded: LoadedModel, past: bool, quantize: str | None, optimi
 
 
 def export(
-    ref: str,
+    source: str | LoadedModel,
     output: Path | None = None,
     past: bool = True,
     quantize: str | None = None,
@@ -67,27 +65,28 @@ def export(
     allow_untrained: bool = False,
     on_event: OnEvent | None = None,
 ) -> ExportResult:
-    """Export, validate, and only then move the folder into place."""
+    """Export `source` (a reference `load` understands, or a model already loaded), validate, and only
+    then move the folder into place."""
     from lts_cli import gpt2_onnx
-    from lts_cli.modeling import arch_from_gpt2_config
 
     emit = on_event or (lambda stage: None)
     if quantize is not None and quantize not in QUANTIZE_MODES:
-        raise LtsError(f"unknown --quantize mode {quantize!r}; available: {', '.join(QUANTIZE_MODES)}")
+        raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
+    if output is not None:
+        workspace.check_replaceable(output, INFO_FILE, "an lts export", force)
     emit("loading the model")
-    loaded = load(ref, allow_untrained=allow_untrained)
+    loaded = load(source, allow_untrained=allow_untrained) if isinstance(source, str) else source
     config = loaded.model.config
     _check_supported(config, loaded.label)
     arch = arch_from_gpt2_config(config)
     target = output or default_output(loaded, past, quantize, optimize)
-    if target.exists() and not force:
-        raise LtsError(f"{target} exists; add --force to replace it, or choose --output")
+    workspace.check_replaceable(target, INFO_FILE, "an lts export", force)
 
     emit("writing the ONNX graph")
     weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
     graph = "causal-lm-with-past" if past else "causal-lm"
     built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
-    with workspace.staged_folder(target) as tmp:
+    with workspace.staged_folder(target, INFO_FILE) as tmp:
         (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
         del built, weights
         fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
@@ -164,53 +163,6 @@ def _optimize(path: Path) -> dict[str, Any]:
 # ---- validation ---------------------------------------------------------------------------------
 
 
-def session(folder: Path, threads: int = 0, options: Any = None) -> Any:
-    """An ONNX Runtime session over an export folder's model.onnx (clear errors for damaged files)."""
-    import onnxruntime as ort
-
-    path = folder / EXPORT_FILE
-    if not path.is_file():
-        raise LtsError(f"{folder} has no {EXPORT_FILE}; export a model with `lts export`")
-    if options is None:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for unreadable models
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise LtsError(f"{path} cannot be loaded by ONNX Runtime ({first}); export it again") from None
-
-
-def feeds(sess: Any, ids: np.ndarray, past: dict[str, np.ndarray] | None, past_len: int) -> dict[str, np.ndarray]:
-    """The inputs of one forward: ids [B, S] after `past_len` cached positions (no padding)."""
-    batch, seq = ids.shape
-    names = {i.name for i in sess.get_inputs()}
-    out: dict[str, np.ndarray] = {"input_ids": ids.astype(np.int64)}
-    if "attention_mask" in names:
-        out["attention_mask"] = np.ones((batch, past_len + seq), dtype=np.int64)
-    if "position_ids" in names:
-        out["position_ids"] = np.broadcast_to(np.arange(past_len, past_len + seq, dtype=np.int64), (batch, seq)).copy()
-    if past is not None:
-        out.update(past)
-    return out
-
-
-def empty_past(sess: Any, batch: int) -> dict[str, np.ndarray]:
-    cache = [i for i in sess.get_inputs() if i.name.startswith("past_key_values.")]
-    return {i.name: np.zeros((batch, i.shape[1], 0, i.shape[3]), dtype=np.float32) for i in cache}
-
-
-def next_past(sess: Any, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-    names = [o.name for o in sess.get_outputs()]
-    return {
-        n.replace("present.", "past_key_values."): v
-        for n, v in zip(names, outputs, strict=True)
-        if n.startswith("present.")
-    }
-
-
 def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize: str | None) -> dict[str, Any]:
     """PyTorch vs ONNX Runtime on the same inputs: a prefill, then (with the cache) a decode step."""
     import torch
@@ -284,8 +236,3 @@ def _nll(logits: np.ndarray, ids: np.ndarray) -> float:
     top = shifted.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted - top).sum(axis=1)) + top[:, 0]
     return float(np.mean(log_z - shifted[np.arange(ids.size - 1), ids[1:]]))
-
-
-def read_info(folder: Path) -> dict[str, Any] | None:
-    path = folder / INFO_FILE
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lts_cli.config import load_file
-from lts_cli.errors import LtsError
+from lts_cli.errors import LtsError, NotFound
 from lts_cli.space import Arch
 from lts_cli.store import Store
 
@@ -75,7 +75,7 @@ def find(ref: str) -> GalleryEntry:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise LtsError(f"no gallery model {ref!r}; `lts gallery list` shows the 20 ids")
+        raise NotFound(f"no gallery model {ref!r}; `lts gallery list` shows the 20 ids")
     raise LtsError(f"{ref!r} matches {len(matches)} gallery ids; give more characters")
 
 
@@ -101,9 +101,9 @@ def resolve(ref: str, store: Store | None = None) -> Resolved:
     if len(candidates) == 1:
         return next(iter(candidates.values()))
     if not candidates:
-        raise LtsError(
+        raise NotFound(
             f"unknown architecture {ref!r}: not a gallery id, not an id in this workspace, and not a file; "
-            "see `lts gallery list`, or pass --arch n_layer=..,d_model=..,d_inner=..,n_head=.."
+            "see `lts gallery list`, or give a .json/.yaml file with n_layer, d_model, d_inner and n_head"
         )
     shown = ", ".join(sorted(candidates)[:4])
     raise LtsError(f"{ref!r} is ambiguous: it matches {len(candidates)} ids ({shown}); give more characters")
@@ -121,19 +121,18 @@ def arch_from_file(path: Path) -> Arch:
 
 def gallery_row(entry: GalleryEntry, all_measurements: bool = False, store: Store | None = None) -> dict[str, Any]:
     """One entry as data: config, published figures, what lts computes and has measured here."""
-    return _row(entry.id, entry.arch, entry.published(), store, all_measurements)
+    return arch_row(entry.id, entry.arch, entry.published(), store, all_measurements)
 
 
-def _row(
+def arch_row(
     row_id: str, arch: Arch, published: dict[str, Any] | None, store: Store | None, all_measurements: bool = False
 ) -> dict[str, Any]:
-    from lts_cli.evaluation import MIB
-
+    """An architecture as data: what lts computes, and (from `store`) what it has measured here."""
     lts: dict[str, Any] = {
         "non_embedding_params": arch.non_embedding_params,
         "non_embedding_params_m": round(arch.non_embedding_params / 1e6, 2),
         "unique_params": arch.unique_params,
-        "memory_mib_analytic": 4 * arch.unique_params / MIB,
+        "memory_mib_analytic": 4 * arch.unique_params / 2**20,
     }
     measured = _measurements(arch, store)
     if all_measurements:
@@ -150,26 +149,12 @@ def _row(
     }
 
 
-def gallery_report(run: str | None = None) -> list[dict[str, Any]]:
-    """The published gallery, then (with `run`) that search run's Pareto members."""
+def gallery_report() -> list[dict[str, Any]]:
+    """The published gallery as data, with this machine's measurements."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        rows = [gallery_row(e, store=store) for e in entries()]
-        if run is not None:
-            from lts_cli.runs import RunFolder
-
-            summary = RunFolder.open(run).summary()
-            if summary is None:
-                raise LtsError(f"run {run!r} has no finished generation yet")
-            for member in summary["front"]:
-                arch = Arch(
-                    **{k: member[k] for k in ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "n_positions")}
-                )
-                row = _row(arch.archid, arch, None, store)
-                row["run"] = run
-                rows.append(row)
-        return rows
+        return [gallery_row(e, store=store) for e in entries()]
 
 
 def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:

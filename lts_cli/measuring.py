@@ -1,4 +1,4 @@
-"""Time and size an ONNX model under ONNX Runtime on this machine; the machine's fingerprint."""
+"""Timing statistics, adaptive timed runs, peak resident memory and this machine's fingerprint."""
 
 from __future__ import annotations
 
@@ -8,25 +8,11 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lts_cli.config import MeasureSettings
-from lts_cli.errors import LtsError
-
-if TYPE_CHECKING:
-    import onnxruntime
-
-    from lts_cli.gpt2_onnx import OnnxGpt2
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-_OPT_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
 
 
 def cpu_model() -> str:
@@ -46,13 +32,13 @@ def fingerprint() -> dict[str, Any]:
     The execution provider is a measurement setting (MeasureSettings.provider), so it is in the
     cache key too.
     """
-    import onnxruntime
+    from importlib.metadata import version
 
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "machine": platform.machine(),
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": version("onnxruntime"),  # read without importing it: `lts gallery list` stays light
     }
 
 
@@ -181,51 +167,3 @@ def _process_peak_mib(method: str) -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def session_options(settings: MeasureSettings) -> onnxruntime.SessionOptions:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = settings.threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[settings.opt_level])
-    options.log_severity_level = 3
-    return options
-
-
-class InMemorySession:
-    """An ONNX Runtime session over an `OnnxGpt2` whose weights stay in their numpy arrays.
-
-    The graph (kilobytes) goes to a private temp dir beside a sparse, empty weights file that only
-    satisfies ONNX Runtime's external-data checks; every weight is handed over with
-    `SessionOptions.add_initializer`, which uses the array in place (no serialization, no copy).
-    tests/test_gpt2_onnx.py checks its outputs equal those of the self-contained model.
-    """
-
-    def __init__(self, onnx_model: OnnxGpt2, settings: MeasureSettings, workdir: Path) -> None:
-        import onnxruntime as ort
-
-        from lts_cli.gpt2_onnx import WEIGHTS_FILE
-
-        if settings.provider not in ort.get_available_providers():
-            raise LtsError(
-                f"execution provider {settings.provider} is not available in this onnxruntime "
-                f"(available: {', '.join(ort.get_available_providers())})"
-            )
-        model_path = workdir / "model.onnx"
-        model_path.write_bytes(onnx_model.model.SerializeToString())
-        with open(workdir / WEIGHTS_FILE, "wb") as f:
-            f.truncate(sum(a.nbytes for a in onnx_model.weights.values()))
-        options = session_options(settings)
-        self._values = []  # the OrtValues must outlive the session
-        for name, array in onnx_model.weights.items():
-            value = ort.OrtValue.ortvalue_from_numpy(array)
-            options.add_initializer(name, value)
-            self._values.append(value)
-        self.session = ort.InferenceSession(str(model_path), options, providers=[settings.provider])
-        self.output = self.session.get_outputs()[0].name
-
-    def run(self, feeds: dict[str, Any]) -> Any:
-        return self.session.run([self.output], feeds)[0]

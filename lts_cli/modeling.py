@@ -1,10 +1,21 @@
-"""Arch <-> transformers GPT-2: the one place our field names map to transformers' (torch)."""
+"""Model files: Arch <-> transformers GPT-2 (the one place our field names map to transformers'), and
+loading a model from a workspace id, a folder, an architecture or the Hugging Face Hub (torch)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from lts_cli import workspace
+from lts_cli.errors import LtsError, NotFound, first_line
+from lts_cli.gallery import Resolved
 from lts_cli.space import Arch
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+ID_PREFIX = re.compile(r"gpt2_[0-9a-f]{4,40}")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
 def gpt2_config(arch: Arch, **overrides: Any) -> Any:
@@ -33,3 +44,170 @@ def arch_from_gpt2_config(config: Any) -> Arch:
         vocab_size=config.vocab_size,
         n_positions=config.n_positions,
     )
+
+
+def model_id_for(target: Resolved) -> str:
+    """Models are named after their architecture: the published id for gallery models, else the archid."""
+    return target.entry.id if target.entry else target.arch.archid
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    label: str
+    source: str  # workspace | folder | hub | untrained
+    path: Path | None = None
+
+
+def load(ref: str, allow_untrained: bool = False) -> LoadedModel:
+    """A trained workspace model (id or unique prefix), a model folder, an untrained architecture
+    (with `allow_untrained`), or a Hugging Face Hub id, tried in that order. Only "no such thing"
+    moves on to the next kind; any other problem (an ambiguous prefix, a broken file) is the answer."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return _from_folder(path, str(path), "folder")
+    found = workspace_model(ref)
+    if found is not None:
+        return _from_folder(found, found.name, "workspace")
+    target = _architecture(ref)
+    if target is not None:
+        trained = workspace.models_dir() / model_id_for(target)
+        if trained.is_dir():
+            return _from_folder(trained, trained.name, "workspace")
+        if not allow_untrained:
+            raise LtsError(
+                f"{target.label} is an architecture without a trained model: `lts train {target.label}` first, "
+                "or add --allow-untrained to use random weights"
+            )
+        return _untrained(target.arch, target.label)
+    if _HUB_ID.match(ref):
+        return _from_hub(ref)
+    raise NotFound(f"{ref!r} is not a workspace model, a model folder, a known architecture or a Hugging Face Hub id")
+
+
+def workspace_model(ref: str) -> Path | None:
+    """The workspace model folder named `ref`, or the one an id-like prefix (gpt2_ + 4 hex digits) picks."""
+    root = workspace.models_dir()
+    if (root / ref).is_dir() and not ref.startswith("."):
+        return root / ref
+    if not ID_PREFIX.fullmatch(ref) or not root.is_dir():
+        return None  # only id-like refs match by prefix; `gpt2` stays a Hub id
+    matches = [p for p in root.glob(f"{ref}*") if p.is_dir() and not p.name.startswith(".")]
+    if len(matches) > 1:
+        raise LtsError(
+            f"{ref!r} matches {len(matches)} models ({', '.join(p.name for p in matches[:4])}); give more characters"
+        )
+    return matches[0] if matches else None
+
+
+def _architecture(ref: str) -> Resolved | None:
+    from lts_cli.gallery import resolve
+    from lts_cli.store import open_store
+
+    try:
+        with open_store() as store:
+            return resolve(ref, store)
+    except NotFound:
+        return None
+
+
+def _from_folder(folder: Path, label: str, source: str) -> LoadedModel:
+    import transformers
+
+    from lts_cli.runtime import EXPORT_FILE
+
+    if not (folder / "config.json").is_file():
+        raise LtsError(f"{folder} is not a model folder: it has no config.json")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        if (folder / EXPORT_FILE).is_file():
+            raise LtsError(f"{folder} is an ONNX export without PyTorch weights; generate from it with --backend onnx")
+        raise LtsError(f"{folder} has no weights ({' or '.join(WEIGHT_FILES[::2])}); the folder is incomplete")
+    quiet(transformers)
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise LtsError(f"{folder}/config.json cannot be read ({first_line(exc)})") from exc
+    if (folder / "arch.json").is_file():
+        _check_arch(folder, config)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    except Exception as exc:  # safetensors, torch and transformers raise various types for damaged files
+        raise LtsError(
+            f"cannot load the weights in {folder} ({type(exc).__name__}: {first_line(exc)}); the file is damaged"
+        ) from exc
+    return LoadedModel(model.eval(), _tokenizer_for(folder, model), label, source, folder)
+
+
+def _check_arch(folder: Path, config: Any) -> None:
+    from lts_cli.config import load_file
+
+    recorded = Arch.from_config(load_file(folder / "arch.json"), source=str(folder / "arch.json"))
+    if getattr(config, "model_type", None) != "gpt2":
+        raise LtsError(f"{folder}: arch.json describes a GPT-2 but config.json is a {config.model_type!r} model")
+    actual = arch_from_gpt2_config(config)
+    if actual != recorded:
+        diffs = [
+            f"{k} {getattr(recorded, k)} vs {getattr(actual, k)}"
+            for k in recorded.to_dict()
+            if getattr(recorded, k) != getattr(actual, k)
+        ]
+        raise LtsError(f"{folder}: config.json does not match arch.json ({', '.join(diffs)})")
+
+
+def _tokenizer_for(folder: Path, model: Any) -> Any:
+    import transformers
+
+    if (folder / "tokenizer.json").is_file() or (folder / "vocab.json").is_file():
+        return transformers.AutoTokenizer.from_pretrained(folder)
+    from lts_cli.data import tokenizer
+
+    if model.config.vocab_size < len(tokenizer()):
+        raise LtsError(f"{folder} has no tokenizer files and its vocabulary does not fit the GPT-2 tokenizer")
+    return tokenizer()
+
+
+def _untrained(arch: Arch, label: str) -> LoadedModel:
+    import transformers
+
+    from lts_cli.data import tokenizer
+
+    quiet(transformers)
+    model = transformers.GPT2LMHeadModel(gpt2_config(arch, bos_token_id=50256, eos_token_id=50256))
+    return LoadedModel(model.eval(), tokenizer(), f"{label} (untrained: random weights)", "untrained")
+
+
+def _from_hub(ref: str) -> LoadedModel:
+    """From the local Hugging Face cache if it has `ref`, else from the Hub after one quick check."""
+    import transformers
+
+    from lts_cli.hub import HubUnavailable, check_repo
+
+    quiet(transformers)
+    try:
+        return _hub_model(transformers, ref, local_only=True)
+    except OSError:
+        pass
+    tried = f"{ref!r} is not a workspace model ({workspace.models_dir()}), a folder or a known architecture"
+    try:
+        check_repo(ref)
+    except HubUnavailable as exc:
+        raise LtsError(f"{tried}, nor in the local Hugging Face cache; {exc}") from exc
+    except NotFound as exc:
+        raise NotFound(f"{tried}, and {exc}") from exc
+    try:
+        return _hub_model(transformers, ref, local_only=False)
+    except OSError as exc:
+        raise LtsError(f"could not load {ref!r} from the Hugging Face Hub ({first_line(exc)})") from exc
+
+
+def _hub_model(transformers: Any, ref: str, local_only: bool) -> LoadedModel:
+    model = transformers.AutoModelForCausalLM.from_pretrained(ref, local_files_only=local_only)
+    tok = transformers.AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
+    return LoadedModel(model.eval(), tok, ref, "hub")
+
+
+def quiet(transformers: Any) -> None:
+    """No progress bars or warnings from transformers on stderr (lts reports its own)."""
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

@@ -15,7 +15,7 @@ import csv
 import errno
 import io
 import json
-import re
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 from lts_cli import workspace
 from lts_cli.config import OBJECTIVES, SearchConfig, as_plain, from_mapping, load_mapping
-from lts_cli.errors import LtsError
+from lts_cli.errors import LtsError, UsageError
 from lts_cli.search import Record, Search, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 
@@ -41,12 +41,6 @@ CSV_COLUMNS = [
     "peak_rss",
     "cached",
 ]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str, what: str) -> None:
-    if not _NAME.match(name):
-        raise LtsError(f"{what} {name!r}: use letters, digits, '.', '_' or '-' (up to 100 characters, not first)")
 
 
 def new_name(seed: int) -> str:
@@ -59,20 +53,18 @@ class RunFolder:
     path: Path
 
     @classmethod
-    def create(cls, name: str, config: SearchConfig) -> RunFolder:
-        check_name(name, "run name")
-        path = workspace.runs_dir() / name
-        if path.exists():
-            raise LtsError(f"a run named {name!r} exists already ({path}); pick another --name or --resume it")
-        try:
-            path.mkdir(parents=True)
-        except OSError as exc:
-            raise LtsError(f"cannot create the run folder {path}: {exc.strerror}") from None
-        run = cls(name, path)
+    def create(cls, name: str, config: SearchConfig, state: SearchState) -> RunFolder:
+        """The run's folder with its config and first state, appearing in one rename (never half made)."""
         import yaml
 
-        run._write("config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False).encode())
-        return run
+        path = _new_run_path(name)
+        try:
+            with workspace.staged_folder(path) as tmp:
+                (tmp / "config.yaml").write_text(yaml.safe_dump(as_plain(config), sort_keys=False), encoding="utf-8")
+                (tmp / "state.json").write_text(json.dumps(state.to_dict()), encoding="utf-8")
+        except OSError as exc:
+            raise LtsError(f"cannot create the run folder {path}: {exc.strerror or exc}") from exc
+        return cls(name, path)
 
     @classmethod
     def open(cls, name: str) -> RunFolder:
@@ -94,7 +86,7 @@ class RunFolder:
         try:
             return SearchState.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from None
+            raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from exc
 
     def summary(self) -> dict[str, Any] | None:
         path = self.path / "summary.json"
@@ -115,7 +107,7 @@ class RunFolder:
             raise LtsError(
                 f"cannot write {target} ({exc.strerror or exc}); {hint}continue with `lts search --resume {self.name}` "
                 "(what was written before is intact)"
-            ) from None
+            ) from exc
 
     def save_state(self, state: SearchState) -> None:
         self._write("state.json", json.dumps(state.to_dict()).encode())
@@ -131,8 +123,9 @@ class RunFolder:
             self._write(
                 f"pareto/{record.archid}.json", (json.dumps(Arch(**record.arch).to_config(), indent=2) + "\n").encode()
             )
+        evaluated = {r.archid for r in state.records}
         for stale in pareto_dir.glob("*.json"):
-            if stale.stem not in front_ids:
+            if stale.stem in evaluated and stale.stem not in front_ids:  # written here earlier; nothing else
                 stale.unlink()
         self._write("summary.json", json.dumps(summary(self.name, search, state), indent=2).encode())
         if plots:
@@ -169,6 +162,22 @@ def front_rows(search: Search, state: SearchState) -> list[dict[str, Any]]:
     """The front sorted by non-embedding parameters, as data."""
     front = sorted(search.front(state), key=lambda r: r.values["non_embedding_params"])
     return [{"archid": r.archid, **r.arch, **r.values, "generation": r.generation} for r in front]
+
+
+def front_report(name: str) -> list[dict[str, Any]]:
+    """A run's Pareto members as gallery-style rows, with this machine's measurements (`gallery list --run`)."""
+    from lts_cli.gallery import arch_row
+    from lts_cli.store import open_store
+
+    summary = RunFolder.open(name).summary()
+    if summary is None:
+        raise LtsError(f"run {name!r} has no finished generation yet; `lts search --resume {name}` continues it")
+    with open_store() as store:
+        rows = []
+        for member in summary["front"]:
+            arch = Arch(**{k: member[k] for k in ARCH_FIELDS})
+            rows.append({**arch_row(arch.archid, arch, None, store), "run": name})
+        return rows
 
 
 def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
@@ -211,23 +220,70 @@ def list_runs() -> list[RunFolder]:
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
 
 
+@dataclass
+class SearchJob:
+    """A search to run: a new one (no state yet, no folder yet) or one to resume."""
+
+    run: RunFolder
+    config: SearchConfig
+    state: SearchState | None  # None: nothing evaluated yet
+    new: bool  # the run folder is made when the search starts
+
+
+def prepare(
+    name: str | None = None,
+    resume: str | None = None,
+    config_file: Path | None = None,
+    flags: dict[str, Any] | None = None,
+) -> SearchJob:
+    """A new search from defaults < `config_file` < `flags`, or (`resume`) an interrupted run with its
+    recorded config, which then takes no other settings."""
+    from lts_cli.config import flag_name, load_config
+
+    flags = flags or {}
+    if resume is not None:
+        given = [flag_name(k) for k, v in flags.items() if v is not None]
+        given += ["--config"] * (config_file is not None) + ["--name"] * (name is not None)
+        if given:
+            raise UsageError(f"--resume continues a run with its recorded config; drop {', '.join(given)}")
+        run = RunFolder.open(resume)
+        state = run.state()
+        if state is not None and state.finished:
+            raise LtsError(
+                f"run {resume!r} has finished; `lts search show {resume}` shows it, `lts search` starts a new one"
+            )
+        return SearchJob(run, run.config(), state, new=False)
+    config = load_config(SearchConfig, config_file, **flags)
+    name = name or new_name(config.seed)
+    return SearchJob(RunFolder(name, _new_run_path(name)), config, None, new=True)
+
+
+def _new_run_path(name: str) -> Path:
+    workspace.check_name(name)
+    path = workspace.runs_dir() / name
+    if path.exists():
+        raise LtsError(f"a run named {name!r} exists already ({path}); pick another --name or --resume it")
+    return path
+
+
 def execute(
-    run: RunFolder,
-    config: SearchConfig,
-    state: SearchState | None,
+    job: SearchJob,
     on_event: Any = None,
     progress: Any = None,
     use_cache: bool = True,
     plots: bool = True,
 ) -> tuple[Search, SearchState]:
-    """Run (or continue) the search of `run`, saving its state after every architecture and its
-    outputs after every generation. Measurements go through the workspace cache."""
+    """Run (or continue) a search, saving its state after every architecture and its outputs after
+    every generation. Measurements go through the workspace cache. A new run's folder appears
+    with its first state; if the search fails before it has evaluated anything, the folder goes
+    again (a Ctrl-C keeps it: the run resumes)."""
     from lts_cli.evaluation import SearchEvaluator
     from lts_cli.store import open_store
 
+    run = job.run
     with open_store() as store:
-        evaluator = SearchEvaluator(config.measure, store, f"search:{run.name}", use_cache, progress)
-        search = Search(config, evaluator)
+        evaluator = SearchEvaluator(job.config.measure, store, f"search:{run.name}", use_cache, progress)
+        search = Search(job.config, evaluator)
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
             if event in ("arch_done", "generation_ready"):
@@ -238,16 +294,17 @@ def execute(
             if on_event:
                 on_event(event, current, data)
 
-        if state is None:
-            state = search.start()
-            run.save_state(state)
-        return search, search.run(state, handle)
-
-
-def resumable(name: str) -> tuple[RunFolder, SearchConfig, SearchState | None]:
-    run = RunFolder.open(name)
-    state = run.state()
-    config = run.config()
-    if state is not None and state.finished:
-        raise LtsError(f"run {name!r} has finished; `lts search show {name}` shows it, `lts search` starts a new one")
-    return run, config, state
+        state = job.state
+        if not job.new:
+            if state is None:  # a run interrupted before its first state was saved
+                state = search.start()
+                run.save_state(state)
+            return search, search.run(state, handle)
+        state = search.start()
+        RunFolder.create(run.name, job.config, state)
+        try:
+            return search, search.run(state, handle)
+        except Exception:
+            if not state.records:
+                shutil.rmtree(run.path, ignore_errors=True)  # made by this call, holds nothing measured
+            raise

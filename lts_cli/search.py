@@ -119,31 +119,27 @@ class Search:
         self.space = config.space
         self.evaluate = evaluate
         self.clock = clock
-        self._check_feasible()
 
     # ---- candidates ----------------------------------------------------------------------------
-
-    def _check_feasible(self) -> None:
-        c = self.config
-        lo = self.space.extreme(largest=False).non_embedding_params
-        hi = self.space.extreme(largest=True).non_embedding_params
-        if hi < c.min_params or lo > c.max_params:
-            raise LtsError(
-                f"no architecture in the search space has between {c.min_params:g} and {c.max_params:g} "
-                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); change --min-params/--max-params"
-            )
 
     def valid(self, arch: Arch) -> bool:
         return self.config.min_params <= arch.non_embedding_params <= self.config.max_params
 
     def sample(self, rng: random.Random, count: int, seen: set[str], generation: int) -> list[Candidate]:
-        """Up to `count` distinct, unseen, valid random architectures (bounded retries)."""
+        """Up to `count` distinct, unseen, valid random architectures: drawn from the whole space
+        (bounded retries), topped up from the list of valid ones when the constraint is so narrow
+        that random draws rarely meet it."""
         out: dict[str, Candidate] = {}
         for _ in range(count * self.config.patience):
             if len(out) == count:
                 break
             arch = self.space.sample(rng)
             if self.valid(arch) and arch.archid not in seen and arch.archid not in out:
+                out[arch.archid] = Candidate(arch.to_dict(), generation)
+        if len(out) < count:
+            within = self.space.within(self.config.min_params, self.config.max_params)
+            rest = [a for a in within if a.archid not in seen and a.archid not in out]
+            for arch in rng.sample(rest, min(count - len(out), len(rest))):
                 out[arch.archid] = Candidate(arch.to_dict(), generation)
         return list(out.values())
 
@@ -178,12 +174,7 @@ class Search:
     def start(self) -> SearchState:
         rng = random.Random(self.config.seed)
         population = self.sample(rng, self.config.init_models, set(), 1)
-        if not population:
-            c = self.config
-            raise LtsError(
-                f"the search space produced no architecture with {c.min_params:g}..{c.max_params:g} non-embedding "
-                f"parameters in {c.init_models * c.patience} tries; widen the constraint or the space"
-            )
+        assert population, "SearchConfig checks that some architecture meets the constraint"
         return SearchState(generation=1, pending=population, records=[], rng_state=_rng_state(rng))
 
     def front(self, state: SearchState) -> list[Record]:

@@ -6,11 +6,11 @@ import hashlib
 import itertools
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lts_cli.errors import LtsError, UsageError
+from lts_cli.errors import ConfigError, LtsError, UsageError, invalid
 
 ARCH_TYPE = "gpt2"
 GPT2_VOCAB_SIZE = 50257
@@ -110,7 +110,7 @@ class Arch:
         try:
             return cls(**values)
         except LtsError as exc:
-            raise LtsError(f"{source}: {exc}") from None
+            raise LtsError(f"{source}: {exc}") from exc
 
 
 def non_embedding_params(n_layer: int, d_model: int, d_inner: int) -> int:
@@ -136,12 +136,12 @@ def parse_arch_spec(spec: str) -> Arch:
             raise UsageError(f"--arch: unknown key {key!r}; known keys: {', '.join(ARCH_FIELDS)}")
         try:
             values[key] = int(raw)
-        except ValueError:
-            raise UsageError(f"--arch: {key}={raw!r} is not an integer") from None
+        except ValueError as exc:
+            raise UsageError(f"--arch: {key}={raw!r} is not an integer") from exc
     try:
         return Arch.from_config(values, source="--arch")
     except LtsError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from exc
 
 
 def forward_flops(arch: Arch, seq_len: int, batch_size: int = 1, last_position_head: bool = True) -> int:
@@ -168,13 +168,15 @@ class SearchSpace:
         for name in SPACE_CHOICES:
             values = getattr(self, name)
             if not values:
-                raise LtsError(f"space.{name} has no choices")
+                raise invalid(name, "has no choices")
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-                raise LtsError(f"space.{name} must list positive integers, got {list(values)}")
+                raise invalid(name, "must list positive integers", list(values))
         if not any(m % h == 0 for m in self.d_model for h in self.n_head):
-            raise LtsError("no d_model choice is divisible by any n_head choice; no architecture is possible")
+            raise ConfigError(
+                ["d_model", "n_head"], "no {0} choice is divisible by any {1} choice; no architecture is possible"
+            )
         if not 0 <= self.mutation_prob <= 1:
-            raise LtsError(f"space.mutation_prob must be between 0 and 1, got {self.mutation_prob}")
+            raise invalid("mutation_prob", "must be between 0 and 1", self.mutation_prob)
 
     def describe(self, name: str) -> str:
         values = sorted(set(getattr(self, name)))
@@ -219,6 +221,30 @@ class SearchSpace:
         """Each field from one parent or the other at random; `a` itself if the mix is invalid."""
         values = {name: rng.choice([getattr(a, name), getattr(b, name)]) for name in SPACE_CHOICES}
         return self._make(values) or a
+
+    def _shapes(self) -> Iterator[tuple[int, int, int]]:
+        """Every (n_layer, d_model, d_inner) of the space that some n_head choice can build."""
+        d_models = [m for m in self.d_model if any(m % h == 0 for h in self.n_head)]
+        return itertools.product(self.n_layer, d_models, self.d_inner)
+
+    def params_range(self) -> tuple[int, int]:
+        """The fewest and the most non-embedding parameters of the space's architectures."""
+        counts = [non_embedding_params(*shape) for shape in self._shapes()]
+        return min(counts), max(counts)
+
+    def feasible(self, min_params: float, max_params: float) -> bool:
+        """Whether any architecture of the space has min_params..max_params non-embedding parameters."""
+        return any(min_params <= non_embedding_params(*shape) <= max_params for shape in self._shapes())
+
+    def within(self, min_params: float, max_params: float) -> list[Arch]:
+        """Every architecture of the space with min_params..max_params non-embedding parameters, in order."""
+        return [
+            Arch(n_layer, d_model, d_inner, n_head, self.vocab_size, self.n_positions)
+            for n_layer, d_model, d_inner in self._shapes()
+            if min_params <= non_embedding_params(n_layer, d_model, d_inner) <= max_params
+            for n_head in self.n_head
+            if d_model % n_head == 0
+        ]
 
     def extreme(self, largest: bool) -> Arch:
         """The architecture with the most (or fewest) parameters in the space."""

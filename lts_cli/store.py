@@ -1,4 +1,10 @@
-"""The workspace's SQLite results store: known architectures and cached measurements."""
+"""The workspace's SQLite results store: known architectures and cached measurements.
+
+The schema has a version (`PRAGMA user_version`); an older database is migrated in place, one
+transaction per step, so it is either fully migrated or untouched. Anything that does not read
+as this schema (a missing table or column, a row whose JSON does not parse) is reported as one
+error that names the file, and the file is left as it is.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,11 @@ from typing import Any
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+# MIGRATIONS[v] takes a database from version v to v + 1 (version 0: an empty file).
+MIGRATIONS: dict[int, str] = {
+    0: """
 CREATE TABLE IF NOT EXISTS archs (
     archid TEXT PRIMARY KEY,
     config TEXT NOT NULL,
@@ -31,7 +39,15 @@ CREATE TABLE IF NOT EXISTS measurements (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS measurements_archid ON measurements (archid);
-"""
+""",
+    # Everything measured on one machine with one set of settings (what a latency model learns from).
+    1: "CREATE INDEX IF NOT EXISTS measurements_machine ON measurements (fingerprint, settings);",
+}
+
+_COLUMNS = {
+    "archs": {"archid", "config", "source", "created"},
+    "measurements": {"key", "archid", "settings", "fingerprint", "result", "created"},
+}
 
 
 class Store:
@@ -44,10 +60,13 @@ class Store:
             self._conn.row_factory = sqlite3.Row
             self._open()
         except sqlite3.DatabaseError as exc:
-            raise LtsError(
-                f"the workspace database {path} is unusable ({exc}); move it aside to start a fresh "
-                "cache (measurements in it will be taken again), or point LTS_HOME at another folder"
-            ) from None
+            raise self._damaged(str(exc)) from exc
+
+    def _damaged(self, what: str) -> LtsError:
+        return LtsError(
+            f"the workspace database {self.path} is damaged ({what}); move it aside to start a fresh cache "
+            "(measurements in it will be taken again), or point LTS_HOME at another folder"
+        )
 
     def _open(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -57,12 +76,28 @@ class Store:
                 f"lts reads {SCHEMA_VERSION}); upgrade lts, or point LTS_HOME at another folder"
             )
         self._conn.execute("PRAGMA journal_mode=WAL")
-        if version < SCHEMA_VERSION:
+        for step in range(version, SCHEMA_VERSION):
+            self._migrate(step)
+        for table, columns in _COLUMNS.items():
+            found = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            if not found:
+                raise self._damaged(f"table {table} is missing")
+            if columns - found:
+                raise self._damaged(f"table {table} has no column {', '.join(sorted(columns - found))}")
+
+    def _migrate(self, version: int) -> None:
+        """One step, in one transaction: SQLite's DDL is transactional, so a failure changes nothing."""
+        try:
             with self._transaction():
-                for statement in _SCHEMA.split(";"):
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._conn.execute(f"PRAGMA user_version = {version + 1}")
+        except sqlite3.DatabaseError as exc:
+            raise LtsError(
+                f"could not upgrade the workspace database {self.path} from schema {version} ({exc}); it was left "
+                "unchanged: check that the file is writable, or move it aside to start a fresh cache"
+            ) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -83,53 +118,92 @@ class Store:
             raise
         self._conn.execute("COMMIT")
 
+    @contextmanager
+    def _reading(self, table: str) -> Iterator[None]:
+        """Turns what damaged contents raise into the one error that names the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from exc
+        except (ValueError, TypeError, KeyError, LtsError) as exc:  # JSON that does not parse or fit
+            raise self._damaged(f"a row of table {table} cannot be read: {exc}") from exc
+
+    def _write(self, sql: str, values: tuple[Any, ...]) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(sql, values)
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from exc
+
     def put_arch(self, arch: Arch, source: str) -> None:
         """Remember an architecture so its id can be used everywhere (first source wins)."""
-        with self._transaction():
-            self._conn.execute(
-                "INSERT OR IGNORE INTO archs (archid, config, source, created) VALUES (?, ?, ?, ?)",
-                (arch.archid, json.dumps(arch.to_dict()), source, time.time()),
-            )
+        self._write(
+            "INSERT OR IGNORE INTO archs (archid, config, source, created) VALUES (?, ?, ?, ?)",
+            (arch.archid, json.dumps(arch.to_dict()), source, time.time()),
+        )
 
     def find_archs(self, prefix: str) -> list[Arch]:
         """Architectures whose id starts with `prefix` (a full id matches itself)."""
-        rows = self._conn.execute(
-            "SELECT config FROM archs WHERE archid >= ? AND archid < ? ORDER BY archid",
-            (prefix, prefix + "\uffff"),
-        ).fetchall()
-        return [Arch(**json.loads(row["config"])) for row in rows]
+        with self._reading("archs"):
+            rows = self._conn.execute(
+                "SELECT config FROM archs WHERE archid >= ? AND archid < ? ORDER BY archid",
+                (prefix, prefix + "\uffff"),
+            ).fetchall()
+            return [Arch(**json.loads(row["config"])) for row in rows]
 
     def get_measurement(self, key: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT result FROM measurements WHERE key = ?", (key,)).fetchone()
-        return json.loads(row["result"]) if row else None
+        with self._reading("measurements"):
+            row = self._conn.execute("SELECT result FROM measurements WHERE key = ?", (key,)).fetchone()
+            return _object(row["result"]) if row else None
 
     def put_measurement(
         self, key: str, archid: str, settings: dict[str, Any], fingerprint: dict[str, Any], result: dict[str, Any]
     ) -> None:
-        with self._transaction():
-            self._conn.execute(
-                "INSERT OR REPLACE INTO measurements (key, archid, settings, fingerprint, result, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    archid,
-                    json.dumps(settings, sort_keys=True),
-                    json.dumps(fingerprint, sort_keys=True),
-                    json.dumps(result),
-                    time.time(),
-                ),
-            )
+        self._write(
+            "INSERT OR REPLACE INTO measurements (key, archid, settings, fingerprint, result, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                archid,
+                json.dumps(settings, sort_keys=True),
+                json.dumps(fingerprint, sort_keys=True),
+                json.dumps(result),
+                time.time(),
+            ),
+        )
 
     def measurements_for(self, archid: str, fingerprint: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Cached results for `archid`, newest first; only this machine's when `fingerprint` is given."""
-        rows = self._conn.execute(
-            "SELECT fingerprint, result FROM measurements WHERE archid = ? ORDER BY created DESC", (archid,)
-        ).fetchall()
-        wanted = json.dumps(fingerprint, sort_keys=True) if fingerprint is not None else None
-        return [json.loads(r["result"]) for r in rows if wanted is None or r["fingerprint"] == wanted]
+        with self._reading("measurements"):
+            rows = self._conn.execute(
+                "SELECT fingerprint, result FROM measurements WHERE archid = ? ORDER BY created DESC", (archid,)
+            ).fetchall()
+            wanted = json.dumps(fingerprint, sort_keys=True) if fingerprint is not None else None
+            return [_object(r["result"]) for r in rows if wanted is None or r["fingerprint"] == wanted]
+
+
+def _object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def open_store() -> Store:
     from lts_cli import workspace
 
     return Store(workspace.db_path())
+
+
+def known_archids(path: Path, prefix: str = "") -> list[str]:
+    """Archids starting with `prefix`, read without changing the file (for shell completion); [] on any problem."""
+    if not path.is_file():
+        return []
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0) as conn:
+            rows = conn.execute(
+                "SELECT archid FROM archs WHERE archid >= ? AND archid < ? ORDER BY archid", (prefix, prefix + "\uffff")
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [row[0] for row in rows]

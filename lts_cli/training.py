@@ -7,6 +7,10 @@ models/<id>/                       the finished model, moved into place only whe
   train_config.yaml, metrics.json  the effective training config; losses, perplexities, tokens, time
 models/.<id>.training/             while training: checkpoints a re-run resumes from, and train.json
 
+A checkpoint is complete when its `lts-checkpoint.json` (written once the Trainer has finished
+saving it) lists every file of the folder with its size and the files on disk match. A re-run
+resumes from the newest complete checkpoint and says which newer ones it skipped and why.
+
 Runs unchanged under `torchrun --nproc_per_node N` (the Trainer's DDP; gloo on CPU): every process
 trains, process 0 alone writes the model folder.
 """
@@ -30,10 +34,14 @@ from lts_cli.config import TrainConfig, as_plain
 from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, files_corpus, hub_corpus, tokenize
 from lts_cli.errors import LtsError
 from lts_cli.gallery import Resolved
+from lts_cli.modeling import gpt2_config, model_id_for
 from lts_cli.space import Arch
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 TOKENIZER_VOCAB = 50257
+METRICS_FILE = "metrics.json"  # written last into a finished model folder: marks it as trained by lts
+SIGNATURE_FILE = "train.json"  # the settings of an unfinished training: marks its work folder as lts's
+CHECKPOINT_RECORD = "lts-checkpoint.json"
 
 
 @dataclass
@@ -41,11 +49,6 @@ class TrainResult:
     model_id: str
     path: Path
     metrics: dict[str, Any]
-
-
-def model_id_for(target: Resolved) -> str:
-    """Models are named after their architecture: the published id for gallery models, else the archid."""
-    return target.entry.id if target.entry else target.arch.archid
 
 
 def select_corpus(data: Path | None, dataset: str | None, text_field: str) -> Corpus:
@@ -78,8 +81,6 @@ def train(
     import torch
     import transformers
 
-    from lts_cli.modeling import gpt2_config
-
     arch = target.arch
     emit = on_event or (lambda kind, data: None)
     rank, world = _rank()
@@ -87,11 +88,14 @@ def train(
     _check(arch, config)
     models = workspace.models_dir()
     final, work = models / model_id, models / f".{model_id}.training"
+    workspace.check_replaceable(final, METRICS_FILE, "a model trained by lts", force=True)
     if final.exists() and not restart and not work.exists():
         raise LtsError(
             f"{model_id} is trained already ({final}); --restart trains it again "
             "(the old model stays until the new one is done), or --name trains another copy"
         )
+    if work.exists() and not (work / SIGNATURE_FILE).is_file():
+        raise LtsError(f"{work} is not an lts training folder (no {SIGNATURE_FILE}); nothing was touched; move it away")
     if restart and work.exists() and rank == 0:
         shutil.rmtree(work)
 
@@ -105,7 +109,9 @@ def train(
             )
 
     signature = {"arch": arch.to_config(), "train": as_plain(config), "corpus": corpus.key, "world_size": world}
-    checkpoint = _resume_point(work, signature, rank)
+    checkpoint, skipped = _resume_point(work, signature, rank)
+    for folder, problem in skipped:
+        emit("checkpoint-skipped", {"checkpoint": folder.name, "problem": problem, "resume_from": checkpoint})
     if config.threads:
         torch.set_num_threads(config.threads)
     transformers.utils.logging.disable_progress_bar()
@@ -205,9 +211,11 @@ def _check(arch: Arch, config: TrainConfig) -> None:
         raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {TOKENIZER_VOCAB}")
 
 
-def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> Path | None:
-    """The last checkpoint of an interrupted run of the same command, or None for a fresh start."""
-    record = work / "train.json"
+def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest complete checkpoint of an interrupted run of the same command (None: a fresh
+    start), and the newer, incomplete ones with what is wrong with them. Process 0 removes those:
+    the Trainer writes the same step's checkpoint again, into a clean folder."""
+    record = work / SIGNATURE_FILE
     if record.is_file():
         previous = json.loads(record.read_text())
         if previous != signature:
@@ -221,8 +229,50 @@ def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> Path | No
             )
     elif rank == 0:
         workspace.atomic_write_json(record, signature)
-    checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if work.is_dir() else []
-    return checkpoints[-1] if checkpoints else None
+    found = [p for p in work.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
+    skipped: list[tuple[Path, str]] = []
+    for folder in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder, skipped
+        skipped.append((folder, problem))
+        if rank == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+    return None, skipped
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a Trainer checkpoint cannot be resumed from, or None when it is complete (see the module doc)."""
+    record = folder / CHECKPOINT_RECORD
+    try:
+        if not any(folder.iterdir()):
+            return "empty"
+        if not record.is_file():
+            return f"interrupted while saving (no {CHECKPOINT_RECORD})"
+        try:
+            files = json.loads(record.read_text())["files"]
+            expected = {str(name): int(size) for name, size in files.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"{CHECKPOINT_RECORD} is damaged"
+        for name, size in expected.items():
+            path = folder / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size:
+                return f"{name} is truncated ({path.stat().st_size:,} of {size:,} bytes)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
+
+
+def record_checkpoint(folder: Path) -> None:
+    """Mark a checkpoint the Trainer has finished writing as complete: every file and its size."""
+    files = {
+        str(p.relative_to(folder)): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != CHECKPOINT_RECORD
+    }
+    workspace.atomic_write_json(folder / CHECKPOINT_RECORD, {"files": files})
 
 
 def _ppl(loss: float | None) -> float | None:
@@ -235,12 +285,12 @@ def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any
 
     from lts_cli.data import tokenizer
 
-    with workspace.staged_folder(final) as tmp:
+    with workspace.staged_folder(final, METRICS_FILE) as tmp:
         model.save_pretrained(tmp)
         tokenizer().save_pretrained(tmp)
         workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
         workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
-        workspace.atomic_write_json(tmp / "metrics.json", metrics)
+        workspace.atomic_write_json(tmp / METRICS_FILE, metrics)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -293,6 +343,8 @@ class _Progress(TrainerCallback):
         self.emit("eval", {"step": state.global_step, "val_loss": loss, "val_perplexity": _ppl(loss)})
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if args.should_save:  # the process that wrote the checkpoint (process 0 under DDP)
+            record_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
         self.emit("saved", {"step": state.global_step})
 
     def initial_val_loss(self) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lts_cli.errors import LtsError
+from lts_cli.errors import LtsError, UsageError
 
 ENV_HOME = "LTS_HOME"
 DB_NAME = "lts.db"
@@ -32,16 +33,25 @@ def home() -> Path:
 def ensure_home() -> Path:
     """The workspace root, created and checked writable, or an error that says how to fix it."""
     root = home()
+    if root.exists() and not root.is_dir():
+        raise LtsError(f"the workspace {root} is a file, not a folder; set {ENV_HOME} to a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise LtsError(
-            f"cannot write to the workspace {root} ({reason}); set {ENV_HOME} to a writable folder"
-        ) from None
+        raise LtsError(f"cannot write to the workspace {root} ({reason}); set {ENV_HOME} to a writable folder") from exc
     return root
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str, flag: str = "--name") -> None:
+    """A run or model name is one plain folder name (no paths, nothing hidden)."""
+    if not _NAME.match(name):
+        raise UsageError(f"{flag} {name!r}: use letters, digits, '.', '_' or '-' (up to 100 characters, not first)")
 
 
 def db_path() -> Path:
@@ -73,17 +83,41 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def check_replaceable(target: Path, marker: str | None, what: str, force: bool = False) -> None:
+    """Refuse, before any work, to write `what` to `target` unless it is new, an empty folder, or
+    (with `force`) an earlier `what` that lts made, recognised by its `marker` file. lts never
+    deletes a folder it cannot prove it created."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise LtsError(f"{target} is a file; choose another output folder")
+    if not any(target.iterdir()):
+        return
+    if marker is None or not (target / marker).is_file():
+        raise LtsError(
+            f"{target} exists and is not {what} (it has no {marker or 'lts marker'}); nothing was touched; "
+            "choose another output folder, or move it away"
+        )
+    if not force:
+        raise LtsError(f"{target} holds {what} already; add --force to replace it, or choose another output folder")
+
+
 @contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
+def staged_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
     """A temporary folder beside `target` to fill; when the block succeeds it replaces `target` in one
-    rename (so nothing half-written ever looks complete), when it fails it is removed."""
+    rename (so nothing half-written ever looks complete), when it fails it is removed. An existing
+    `target` is replaced only if it is an empty folder or holds `marker` (an earlier folder lts made)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         yield tmp
         usual_permissions(tmp)
         old = None
-        if target.exists():
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        elif target.exists():
+            if marker is None or not (target / marker).is_file():
+                raise LtsError(f"{target} appeared while lts was writing it and is not lts's; nothing was touched")
             old = target.parent / f".{target.name}.old-{os.getpid()}-{int(time.time())}"
             target.rename(old)
         tmp.rename(target)

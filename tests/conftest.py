@@ -25,6 +25,7 @@ def lts_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lts-home"
     monkeypatch.setenv("LTS_HOME", str(home))
     monkeypatch.delenv("LTS_DEBUG", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the same behaviour on a networked machine as on this one
     return home
 
 
@@ -41,9 +42,10 @@ def run_cli():  # type: ignore[no-untyped-def]
 def assert_user_error(result, *fragments: str, code: int = 1) -> None:  # type: ignore[no-untyped-def]
     """One `Error: ...` line, last on stderr, naming what was wrong; the right exit code; no traceback."""
     assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = result.stderr.splitlines()
     errors = [line for line in lines if line.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert all(line.strip() for line in lines), f"a blank line on stderr: {result.stderr!r}"
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
@@ -82,3 +84,25 @@ def install(model: Path, home: Path, name: str = "tiny") -> Path:
     target = home / "models" / name
     shutil.copytree(model, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder as `lts train` leaves it, with random weights (built in a second, not trained):
+    for tests of export, generation and file handling that do not need a model that has learned."""
+    import transformers
+
+    from lts_cli import workspace
+    from lts_cli.data import tokenizer
+    from lts_cli.modeling import gpt2_config
+    from lts_cli.space import Arch
+
+    folder = tmp_path_factory.mktemp("tiny-model") / "tiny"
+    arch = Arch(**TINY_ARCH)
+    transformers.set_seed(0)
+    model = transformers.GPT2LMHeadModel(gpt2_config(arch, bos_token_id=50256, eos_token_id=50256))
+    model.save_pretrained(folder)
+    tokenizer().save_pretrained(folder)
+    workspace.atomic_write_json(folder / "arch.json", arch.to_config())
+    workspace.atomic_write_json(folder / "metrics.json", {"note": "random weights, for tests"})
+    return folder

@@ -204,4 +204,4 @@ def test_traceback_only_with_lts_debug(lts_home: Path) -> None:
     assert plain.returncode == 1
     assert plain.stderr.strip().splitlines() == [plain.stderr.strip()] and plain.stderr.startswith("Error: ")
     debug = subprocess.run(cmd, capture_output=True, text=True, env={**env, "LTS_DEBUG": "1"})
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "LtsError" in debug.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "lts_cli.errors." in debug.stderr

@@ -178,22 +178,24 @@ def test_ctrl_c_then_resume(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch
 
     assert_user_error(search(run_cli, "--resume", "cut"), "has finished")
     assert_user_error(search(run_cli, "--resume", "nope"), "no search run named 'nope'")
-    assert_user_error(search(run_cli, "--resume", "cut", "--seed", "2"), "drop seed", code=2)
+    assert_user_error(search(run_cli, "--resume", "cut", "--seed", "2"), "drop --seed", code=2)
 
 
-def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path) -> None:
-    assert_user_error(search(run_cli, "--generations", "0"), "generations must be at least 1")
-    assert_user_error(search(run_cli, "--init-models", "-3"), "init_models must be at least 1")
-    assert_user_error(search(run_cli, "--min-params", "5e8", "--max-params", "1e8"), "is larger than max_params")
+def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path, lts_home: Path) -> None:
+    assert_user_error(search(run_cli, "--generations", "0"), "--generations must be at least 1, got 0", code=2)
+    assert_user_error(search(run_cli, "--init-models", "-3"), "--init-models must be at least 1", code=2)
+    inverted = search(run_cli, "--min-params", "5e8", "--max-params", "1e8")
+    assert_user_error(inverted, "--min-params (5e+08) is larger than --max-params", code=2)
     assert_user_error(
-        search(run_cli, "--min-params", "2e9", "--max-params", "3e9"), "no architecture in the search space"
+        search(run_cli, "--min-params", "2e9", "--max-params", "3e9"), "no architecture of the search space", code=2
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text("generations: 2\npopulation: 5\n")
     assert_user_error(search(run_cli, "--config", str(bad)), "unknown key 'population'", str(bad))
-    assert_user_error(search(run_cli, "--config", str(tiny), "--name", "../x"), "run name")
+    assert_user_error(search(run_cli, "--config", str(tiny), "--name", "../x"), "--name '../x'", code=2)
     assert search(run_cli, "--config", str(tiny), "--name", "dup", "--generations", "1", "--no-plots").exit_code == 0
     assert_user_error(search(run_cli, "--config", str(tiny), "--name", "dup"), "exists already")
+    assert not (lts_home / "runs" / "x").exists()
 
 
 def test_run_folder_deleted_mid_run(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path) -> None:

@@ -13,8 +13,8 @@ import transformers
 
 from lts_cli import gpt2_onnx
 from lts_cli.config import MeasureSettings
-from lts_cli.measuring import InMemorySession
 from lts_cli.modeling import gpt2_config
+from lts_cli.runtime import InMemorySession
 from lts_cli.space import Arch
 
 TINY = [

@@ -55,7 +55,7 @@ def test_corrupt_file_is_named_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "lts.db"
     garbage = b"this is not a database" * 100
     path.write_bytes(garbage)
-    with pytest.raises(LtsError, match=f"workspace database {path} is unusable.*move it aside"):
+    with pytest.raises(LtsError, match=f"workspace database {path} is damaged.*move it aside"):
         Store(path)
     assert path.read_bytes() == garbage
 

@@ -118,7 +118,7 @@ def test_torchrun_two_processes(lts_home: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads(done.stdout)  # process 0 alone reports
     assert metrics["world_size"] == 2 and metrics["tokens_seen"] == 4 * 2 * 32 * 2
-    from lts_cli.generation import load
+    from lts_cli.modeling import load
 
     loaded = load(str(lts_home / "models" / "ddp"))
     assert loaded.model.config.n_layer == 1
@@ -145,8 +145,8 @@ def test_bad_training_input(run_cli, lts_home: Path, tmp_path: Path) -> None:
     assert_user_error(run_cli("train", arch, "--data", str(short), "--seq-len", "64"), "fewer than one block")
     assert_user_error(run_cli("train", arch, "--seq-len", "129"), "exceeds the model's n_positions (128)")
     assert_user_error(run_cli("train", arch, "--data", str(short), "--dataset", "x"), "not both")
-    assert_user_error(run_cli("train", arch, "--max-steps", "0"), "max_steps must be positive")
-    assert_user_error(run_cli("train", arch, "--name", "../evil"), "model name")
+    assert_user_error(run_cli("train", arch, "--max-steps", "0"), "--max-steps must be at least 1, got 0", code=2)
+    assert_user_error(run_cli("train", arch, "--name", "../evil"), "--name '../evil'", code=2)
     assert not (lts_home / "models").exists() or not any((lts_home / "models").iterdir())
 
 
@@ -154,7 +154,7 @@ def test_bad_generation_input(run_cli, trained: tuple[Path, dict], lts_home: Pat
     assert_user_error(run_cli("generate", "gpt2_a9e3", "hi"), "without a trained model", "--allow-untrained")
     untrained = run_cli("generate", "gpt2_a9e3", "hi", "--allow-untrained", "--max-new-tokens", "3")
     assert untrained.exit_code == 0 and "untrained" in untrained.stderr
-    assert_user_error(run_cli("generate", "no-such-model/anywhere", "hi"), "Hugging Face Hub is unreachable")
+    assert_user_error(run_cli("generate", "no-such-model/anywhere", "hi"), "nor in the local Hugging Face cache")
 
     no_weights = install(trained[0], lts_home, "no-weights")
     (no_weights / "model.safetensors").unlink()

@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+try:  # typer 0.2x carries its own click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover  (older typer, on the click package)
+    from click.exceptions import ClickException  # type: ignore[assignment]
+
 from lts_cli import __version__
 from lts_cli.errors import LtsError
 
 
+def _error(message: str, code: int) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
 class _Group(TyperGroup):
-    """Turns LtsError into `Error: ...` on stderr and its exit code; a traceback only with LTS_DEBUG=1."""
+    """One error path for every command: `Error: ...` as one line on stderr and the exit code (2 for
+    usage errors, Typer's and ours alike), a traceback only with LTS_DEBUG=1; and `--help` that says
+    where the workspace is."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except ClickException as exc:  # Typer's own checks: unknown options, bad values, choices
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "lts"  # type: ignore[attr-defined]
+            message = exc.format_message().replace("Value error, ", "")  # pydantic's prefix, as Typer passes it on
+            if message:  # (none when a bare group printed its help)
+                typer.echo(f"Error: {message} (see `{command} --help`)", err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -21,13 +58,21 @@ class _Group(TyperGroup):
         except LtsError as exc:
             if os.environ.get("LTS_DEBUG"):
                 raise
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            raise _error(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             if os.environ.get("LTS_DEBUG"):
                 raise
             typer.echo("Interrupted; nothing half-written was kept.", err=True)
             raise typer.Exit(130) from None
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from lts_cli.workspace import ENV_HOME, home
+
+        super().format_help(ctx, formatter)
+        typer.echo(
+            f"Workspace: {home()} (set {ENV_HOME} to use another folder). "
+            "LTS_DEBUG=1 shows tracebacks. HF_HUB_OFFLINE=1 keeps lts off the Hugging Face Hub."
+        )
 
 
 app = typer.Typer(
@@ -37,7 +82,6 @@ app = typer.Typer(
     "quality (non-embedding parameters) vs. ONNX latency vs. memory on this machine, then train, export and run them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -54,7 +98,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Workspace: $LTS_HOME, else the platform's user data folder. LTS_DEBUG=1 shows tracebacks."""
+    pass
 
 
 from lts_cli.cli import export, gallery, generate, profile, search, train  # noqa: E402  (register the commands)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum, StrEnum
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +21,44 @@ from rich.progress import (
 
 out = Console()  # results
 err = Console(stderr=True)  # progress, notes, hints
+if not out.is_terminal:
+    # Piped or redirected: no terminal width to fit, so never wrap a table row or cut an id with "…".
+    out = Console(width=100_000)
+
+
+class GraphChoice(StrEnum):
+    next_token = "next-token"
+    logits = "logits"
+
+
+class OptLevel(StrEnum):
+    disable = "disable"
+    basic = "basic"
+    extended = "extended"
+    all = "all"
+
+
+class Quantize(StrEnum):
+    int8 = "int8"
+
+
+class Backend(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+def value(choice: Enum | None) -> Any:
+    """The plain value of an optional enum option (None when the flag was not given)."""
+    return None if choice is None else choice.value
+
+
+def default(cls: Any, field: str) -> str:
+    """A config field's default (dotted for nested sections), for `--help`: the options themselves
+    default to None, meaning "not given", so that a YAML file can set them."""
+    found = cls()
+    for part in field.split("."):
+        found = getattr(found, part)
+    return f"{found:g}" if isinstance(found, float) else str(found)
 
 
 def print_json(obj: Any) -> None:
@@ -41,6 +80,7 @@ def bar_progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a bar redrawn into a log file or pipe is noise
     )
 
 
@@ -55,6 +95,7 @@ def stage_progress(title: str) -> Iterator[Any]:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("starting", total=None, title=title)
 

@@ -7,20 +7,30 @@ from typing import Optional
 
 import typer
 
-from lts_cli.cli.common import note, out, print_json, stage_progress
+from lts_cli.cli import complete
+from lts_cli.cli.common import Quantize, note, out, print_json, stage_progress, value
 
 
 def export(
     model_id: str = typer.Argument(
-        ..., metavar="MODEL", help="Workspace model id (unique prefix), model folder, or Hub id."
+        ...,
+        metavar="MODEL",
+        help="Workspace model id (unique prefix), model folder, or Hub id.",
+        autocompletion=complete.models,
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Folder to write [beside the model: MODEL/onnx]."
+        None, "--output", "-o", help="Folder to write.", show_default="beside the model: MODEL/onnx"
     ),
     no_past: bool = typer.Option(False, "--no-past", help="The full-sequence graph without the KV cache."),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="int8: dynamic int8 quantization of the weights."),
+    quantize: Optional[Quantize] = typer.Option(
+        None,
+        "--quantize",
+        case_sensitive=False,
+        help="int8: weights quantized per output channel, activations on the fly.",
+        show_default="fp32",
+    ),
     optimize: bool = typer.Option(False, "--optimize", help="Apply ONNX Runtime's graph fusions and report them."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier lts export in the output folder."),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Export an architecture with random weights (for latency work)."
     ),
@@ -34,7 +44,7 @@ def export(
             model_id,
             output=output,
             past=not no_past,
-            quantize=quantize,
+            quantize=value(quantize),
             optimize=optimize,
             force=force,
             allow_untrained=allow_untrained,

@@ -8,6 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from lts_cli.cli import complete
 from lts_cli.cli.common import fmt_s, note, out, print_json
 
 app = typer.Typer(
@@ -19,14 +20,20 @@ app = typer.Typer(
 @app.command("list")
 def list_models(
     run: Optional[str] = typer.Option(
-        None, "--run", metavar="RUN", help="Also list the Pareto members of a search run."
+        None,
+        "--run",
+        metavar="RUN",
+        help="Also list the Pareto members of a search run.",
+        show_default=False,
+        autocompletion=complete.runs,
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
 ) -> None:
     """List the published architectures: config, published figures, and this machine's."""
     from lts_cli.gallery import PUBLISHED_LATENCY_SEQ_LEN, gallery_report
+    from lts_cli.runs import front_report
 
-    rows = gallery_report(run)
+    rows = gallery_report() + (front_report(run) if run is not None else [])
     if json_out:
         print_json(rows)
         return
@@ -67,7 +74,9 @@ def _pub(published: dict[str, Any], key: str, digits: int = 2) -> str:
 
 @app.command("show")
 def show(
-    model_id: str = typer.Argument(..., metavar="ID", help="Gallery id or unique prefix."),
+    model_id: str = typer.Argument(
+        ..., metavar="ID", help="Gallery id or unique prefix.", autocompletion=complete.archs
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the entry as JSON."),
 ) -> None:
     """Show one published architecture in full, with every measurement of it on this machine."""
@@ -94,7 +103,7 @@ def show(
     measured: list[dict[str, Any]] = lts["measurements"]
     if not measured:
         note(
-            f"not measured on this machine yet: `lts profile {row['id'][:12]}` "
+            f"not measured on this machine yet: `lts profile {row['id']}` "
             "(add --seq-len 192 to match the published latency)"
         )
         return

@@ -7,42 +7,63 @@ from typing import Optional
 
 import typer
 
-from lts_cli.cli.common import note, print_json
+from lts_cli.cli import complete
+from lts_cli.cli.common import Backend, default, note, print_json
+from lts_cli.config import GenerateConfig
+
+
+def _d(field: str) -> str:
+    return default(GenerateConfig, field)
 
 
 def generate(
     model_id: str = typer.Argument(
-        ..., metavar="MODEL", help="Workspace model id (unique prefix), model folder, or Hub id such as gpt2."
+        ...,
+        metavar="MODEL",
+        help="Workspace model id (unique prefix), model or export folder, or Hub id such as gpt2.",
+        autocompletion=complete.models,
     ),
     prompt: str = typer.Argument("", help="The text to continue (empty: start a new document)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Tokens to generate [128]."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature [0.8]."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass [0.95]."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample from the k most likely tokens [off]."),
-    greedy: bool = typer.Option(False, "--greedy", help="Always take the most likely token (no sampling)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: the same seed gives the same text."),
-    num_return_sequences: Optional[int] = typer.Option(
-        None, "--num-return-sequences", "-n", help="Independent samples [1]."
+    max_new_tokens: Optional[int] = typer.Option(
+        None, "--max-new-tokens", help="Tokens to generate.", show_default=_d("max_new_tokens")
     ),
-    backend: str = typer.Option("torch", "--backend", help="torch (transformers generate) or onnx (ONNX Runtime)."),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help="Sampling temperature.", show_default=_d("temperature")
+    ),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass.", show_default=_d("top_p")),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k", help="Sample from the k most likely tokens (0: off).", show_default=_d("top_k")
+    ),
+    greedy: bool = typer.Option(False, "--greedy", help="Always take the most likely token (no sampling)."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Random seed: the same seed gives the same text.", show_default="random"
+    ),
+    num_return_sequences: Optional[int] = typer.Option(
+        None, "--num-return-sequences", "-n", help="Independent samples.", show_default=_d("num_return_sequences")
+    ),
+    backend: Backend = typer.Option(
+        Backend.torch,
+        "--backend",
+        case_sensitive=False,
+        help="torch (transformers' generate) or onnx (ONNX Runtime, exporting the model once if needed).",
+    ),
     ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Always generate --max-new-tokens tokens."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch / ONNX Runtime threads [all cores]."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="Torch / ONNX Runtime threads.", show_default="all cores"
+    ),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Use random weights for an untrained architecture."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print prompt, texts and timing as JSON instead of streaming."),
 ) -> None:
-    """Generate text with transformers' generate() and its KV cache; sampling by default."""
-    from lts_cli.config import replace
-    from lts_cli.errors import UsageError
-    from lts_cli.generation import GenerateConfig, generate_onnx, load, onnx_folder
+    """Generate text with the KV cache (transformers' generate, or ONNX Runtime); sampling by default."""
+    from lts_cli.config import load_config
     from lts_cli.generation import generate as run_generate
+    from lts_cli.generation import generate_onnx, onnx_folder
+    from lts_cli.modeling import load
 
-    if backend not in ("torch", "onnx"):
-        raise UsageError(f"--backend must be torch or onnx, not {backend!r}")
-    cfg = replace(
-        GenerateConfig(),
-        "command line",
+    cfg = load_config(
+        GenerateConfig,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_p=top_p,
@@ -58,12 +79,10 @@ def generate(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if backend == "onnx":
+    if backend is Backend.onnx:
         folder = onnx_folder(model_id, allow_untrained, on_export=lambda path: note(f"exporting to {path} (once)"))
         label = str(folder)
-        if stream:
-            sys.stdout.write(prompt)
-        result = generate_onnx(folder, prompt, cfg, on_text if stream else None, threads=threads or 0)
+        result = generate_onnx(folder, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     else:
         if threads:
             import torch
@@ -73,9 +92,7 @@ def generate(
         label = loaded.label
         if loaded.source == "untrained":
             note(f"{loaded.label}: the text below is noise from an untrained model")
-        if stream:
-            sys.stdout.write(prompt)
-        result = run_generate(loaded, prompt, cfg, on_text if stream else None)
+        result = run_generate(loaded, prompt, cfg, on_text if stream else None, note)
     if json_out:
         print_json(result)
         return

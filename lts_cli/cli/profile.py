@@ -2,57 +2,93 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from lts_cli.cli.common import err, fmt_params, fmt_s, note, out, print_json, stage_progress
+from lts_cli.cli import complete
+from lts_cli.cli.common import (
+    GraphChoice,
+    OptLevel,
+    default,
+    err,
+    fmt_params,
+    fmt_s,
+    note,
+    out,
+    print_json,
+    stage_progress,
+    value,
+)
+from lts_cli.config import MeasureSettings
 from lts_cli.errors import UsageError
+
+
+def _d(field: str) -> str:
+    return default(MeasureSettings, field)
 
 
 def profile(
     ref: Optional[str] = typer.Argument(
         None,
-        metavar="[ID|FILE]",
-        help="Gallery id, workspace archid (a unique prefix is enough), or an arch .json/.yaml.",
+        metavar="[ID|FILE|EXPORT]",
+        help="Gallery id, workspace archid (a unique prefix is enough), arch .json/.yaml, or `lts export` folder.",
+        autocompletion=complete.archs,
     ),
     arch_spec: Optional[str] = typer.Option(
         None,
         "--arch",
-        help="Inline architecture: n_layer=4,d_model=128,d_inner=768,n_head=4[,vocab_size=..,n_positions=..].",
+        help="Inline architecture: n_layer=4,d_model=128,d_inner=768,n_head=4 (vocab_size, n_positions optional).",
+        show_default=False,
     ),
     config: Optional[Path] = typer.Option(
-        None, "--config", help="YAML/JSON of measurement settings (configs/profile.yaml)."
+        None, "--config", help="YAML/JSON of measurement settings (configs/profile.yaml).", show_default=False
     ),
     seq_len: Optional[int] = typer.Option(
-        None, "--seq-len", help="Sequence length [1024; the gallery was published at 192]."
+        None, "--seq-len", help="Sequence length (the gallery was published at 192).", show_default=_d("seq_len")
     ),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [1]."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="Timed runs (the maximum with --adaptive) [25]."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up runs [2]."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads [1]."),
-    graph: Optional[str] = typer.Option(
-        None, "--graph", help="next-token (published: last-position LM head + softmax) or logits (full sequence)."
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size.", show_default=_d("batch_size")),
+    trials: Optional[int] = typer.Option(
+        None, "--trials", help="Timed runs (the most with --adaptive).", show_default=_d("trials")
     ),
-    opt_level: Optional[str] = typer.Option(
-        None, "--opt-level", help="ORT graph optimization: disable|basic|extended|all [all]."
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up runs.", show_default=_d("warmup")),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="ONNX Runtime intra-op threads.", show_default=_d("threads")
+    ),
+    graph: Optional[GraphChoice] = typer.Option(
+        None,
+        "--graph",
+        case_sensitive=False,
+        help="next-token (published: LM head on the last position + softmax) or logits (the full sequence).",
+        show_default=_d("graph"),
+    ),
+    opt_level: Optional[OptLevel] = typer.Option(
+        None, "--opt-level", case_sensitive=False, help="ONNX Runtime graph optimization.", show_default=_d("opt_level")
     ),
     adaptive: Optional[bool] = typer.Option(
-        None, "--adaptive/--fixed-runs", help="Stop once the mean's 95% CI is within --target-ci (after --min-trials)."
+        None,
+        "--adaptive/--fixed-runs",
+        help="Stop once the mean's 95% CI is within --target-ci (after --min-trials).",
+        show_default="fixed-runs",
     ),
-    min_trials: Optional[int] = typer.Option(None, "--min-trials", help="Runs before --adaptive may stop [5]."),
+    min_trials: Optional[int] = typer.Option(
+        None, "--min-trials", help="Runs before --adaptive may stop.", show_default=_d("min_trials")
+    ),
     target_ci: Optional[float] = typer.Option(
-        None, "--target-ci", help="Relative CI half-width for --adaptive [0.03]."
+        None, "--target-ci", help="Relative CI half-width for --adaptive.", show_default=_d("target_ci")
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
-    """Measure non-embedding params, ONNX latency and ONNX memory of one architecture on this machine."""
-    from lts_cli.config import MeasureSettings, load_config
+    """Measure non-embedding params, ONNX latency and ONNX memory of one architecture on this machine
+    (or prefill and per-token decode latency of an `lts export` folder)."""
+    from lts_cli.config import load_config
     from lts_cli.evaluation import profile as run_profile
     from lts_cli.gallery import Resolved, entry_for, resolve
+    from lts_cli.runtime import is_export
     from lts_cli.space import parse_arch_spec
     from lts_cli.store import open_store
 
@@ -68,13 +104,15 @@ def profile(
         trials=trials,
         warmup=warmup,
         threads=threads,
-        graph=graph,
-        opt_level=opt_level,
+        graph=value(graph),
+        opt_level=value(opt_level),
         adaptive=adaptive,
         min_trials=min_trials,
         target_ci=target_ci,
     )
-    if ref is not None and (Path(ref) / "export.json").is_file():
+    if trials_note := settings.trials_note():
+        note(trials_note)
+    if ref is not None and is_export(Path(ref)):
         _profile_export(Path(ref), settings, json_out)
         return
     if arch_spec is not None:
@@ -92,10 +130,9 @@ def profile(
     if m.cached:
         note(f"cached result from {m.measured_at} (same architecture, settings and machine); --no-cache measures again")
     if published and settings.seq_len != published["latency_seq_len"]:
-        note(
-            f"the published latency was measured at seq {published['latency_seq_len']}; "
-            f"`lts profile {target.label[:13]} --seq-len {published['latency_seq_len']}` compares like with like"
-        )
+        seq = published["latency_seq_len"]
+        like = f"lts profile {shlex.quote(target.label)} --seq-len {seq}"
+        note(f"the published latency was measured at seq {seq}; `{like}` compares like with like")
     if json_out:
         print_json(
             {"label": target.label, **m.to_dict(), "latency_statistic": "median of timed runs", "published": published}

@@ -9,8 +9,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from lts_cli.cli.common import bar_progress, fmt_s, note, out, print_json
-from lts_cli.errors import UsageError
+from lts_cli.cli import complete
+from lts_cli.cli.common import bar_progress, default, fmt_s, note, out, print_json
+from lts_cli.config import SearchConfig
 
 app = typer.Typer(
     help="Run the Lightweight Transformer Search: an evolutionary Pareto search over non-embedding "
@@ -18,34 +19,76 @@ app = typer.Typer(
 )
 
 
+def _d(field: str) -> str:
+    return default(SearchConfig, field)
+
+
 @app.callback(invoke_without_command=True)
 def search(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON search config (see configs/search.yaml)."),
-    generations: Optional[int] = typer.Option(None, "--generations", "-g", help="Generations [10]."),
-    init_models: Optional[int] = typer.Option(None, "--init-models", help="Random architectures in generation 1 [10]."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML/JSON search config (see configs/search.yaml).", show_default=False
+    ),
+    generations: Optional[int] = typer.Option(
+        None, "--generations", "-g", help="Generations.", show_default=_d("generations")
+    ),
+    init_models: Optional[int] = typer.Option(
+        None, "--init-models", help="Random architectures in generation 1.", show_default=_d("init_models")
+    ),
     mutations_per_parent: Optional[int] = typer.Option(
-        None, "--mutations-per-parent", help="Mutations per Pareto member [1]."
+        None, "--mutations-per-parent", help="Mutations per Pareto member.", show_default=_d("mutations_per_parent")
     ),
     crossovers: Optional[int] = typer.Option(
-        None, "--crossovers", help="Crossovers of random Pareto pairs per generation [5]."
+        None, "--crossovers", help="Crossovers of random Pareto pairs per generation.", show_default=_d("crossovers")
     ),
     random_mix: Optional[int] = typer.Option(
-        None, "--random-mix", help="Fresh random architectures per generation [5]."
+        None, "--random-mix", help="Fresh random architectures per generation.", show_default=_d("random_mix")
     ),
-    max_unseen: Optional[int] = typer.Option(None, "--max-unseen", help="Most new architectures per generation [100]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [1]."),
-    min_params: Optional[float] = typer.Option(None, "--min-params", help="Fewest non-embedding params allowed [1e6]."),
-    max_params: Optional[float] = typer.Option(None, "--max-params", help="Most non-embedding params allowed [1e9]."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Latency sequence length [1024]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Latency batch size [1]."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads [1]."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="Most timed runs per architecture [25]."),
+    max_unseen: Optional[int] = typer.Option(
+        None, "--max-unseen", help="Most new architectures per generation.", show_default=_d("max_unseen")
+    ),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed.", show_default=_d("seed")),
+    min_params: Optional[float] = typer.Option(
+        None, "--min-params", help="Fewest non-embedding params allowed.", show_default=_d("min_params")
+    ),
+    max_params: Optional[float] = typer.Option(
+        None, "--max-params", help="Most non-embedding params allowed.", show_default=_d("max_params")
+    ),
+    seq_len: Optional[int] = typer.Option(
+        None, "--seq-len", help="Latency sequence length.", show_default=_d("measure.seq_len")
+    ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Latency batch size.", show_default=_d("measure.batch_size")
+    ),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="ONNX Runtime intra-op threads.", show_default=_d("measure.threads")
+    ),
+    trials: Optional[int] = typer.Option(
+        None, "--trials", help="Most timed runs per architecture.", show_default=_d("measure.trials")
+    ),
     adaptive: Optional[bool] = typer.Option(
-        None, "--adaptive/--fixed-runs", help="Stop timing once the mean's 95% CI is within 3% [adaptive]."
+        None,
+        "--adaptive/--fixed-runs",
+        help="Stop timing once the mean's 95% CI is within --target-ci (after --min-trials).",
+        show_default="adaptive",
     ),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (a folder under the workspace's runs/)."),
-    resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN", help="Continue an interrupted run."),
+    min_trials: Optional[int] = typer.Option(
+        None, "--min-trials", help="Runs before --adaptive may stop.", show_default=_d("measure.min_trials")
+    ),
+    target_ci: Optional[float] = typer.Option(
+        None, "--target-ci", help="Relative CI half-width for --adaptive.", show_default=_d("measure.target_ci")
+    ),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Run name (a folder under the workspace's runs/).", show_default="date-time-seedN"
+    ),
+    resume: Optional[str] = typer.Option(
+        None,
+        "--resume",
+        metavar="RUN",
+        help="Continue an interrupted run.",
+        show_default=False,
+        autocompletion=complete.runs,
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure every architecture again."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON at the end."),
@@ -53,8 +96,7 @@ def search(
     """Search (default), or `lts search list` / `lts search show RUN` for past runs."""
     if ctx.invoked_subcommand is not None:
         return
-    from lts_cli.config import SearchConfig, load_config
-    from lts_cli.runs import RunFolder, execute, new_name, resumable
+    from lts_cli.runs import execute, prepare
 
     flags: dict[str, Any] = {
         "generations": generations,
@@ -71,31 +113,24 @@ def search(
         "measure.threads": threads,
         "measure.trials": trials,
         "measure.adaptive": adaptive,
+        "measure.min_trials": min_trials,
+        "measure.target_ci": target_ci,
     }
-    if resume is not None:
-        given = (
-            [k for k, v in flags.items() if v is not None] + (["config"] if config else []) + (["name"] if name else [])
-        )
-        if given:
-            raise UsageError(f"--resume continues a run with its recorded config; drop {', '.join(given)}")
-        run, cfg, state = resumable(resume)
-        note(f"resuming {run.name}: {len(state.records) if state else 0} architectures already evaluated")
-    else:
-        cfg = load_config(SearchConfig, config, **flags)
-        run = RunFolder.create(name or new_name(cfg.seed), cfg)
-        state = None
-    note(f"run {run.name}: {run.path}")
+    job = prepare(name, resume, config, flags)
+    if job.state is not None:
+        note(f"resuming {job.run.name}: {len(job.state.records)} architectures already evaluated")
+    if trials_note := job.config.measure.trials_note():
+        note(trials_note)
+    note(f"run {job.run.name}: {job.run.path}")
 
-    ui = _SearchProgress(cfg.generations)
+    ui = _SearchProgress(job.config.generations)
     try:
         with ui.live:
-            found, final = execute(
-                run, cfg, state, ui.on_event, ui.on_stage, use_cache=not no_cache, plots=not no_plots
-            )
+            found, final = execute(job, ui.on_event, ui.on_stage, use_cache=not no_cache, plots=not no_plots)
     except KeyboardInterrupt:
-        note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {run.name}`")
+        note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {job.run.name}`")
         raise typer.Exit(130) from None
-    _print_result(run.name, run.path, found, final, json_out)
+    _print_result(job.run.name, job.run.path, found, final, json_out)
 
 
 class _SearchProgress:
@@ -216,7 +251,9 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the runs
 
 @app.command("show")
 def show(
-    run_name: str = typer.Argument(..., metavar="RUN", help="Run name (see `lts search list`)."),
+    run_name: str = typer.Argument(
+        ..., metavar="RUN", help="Run name (see `lts search list`).", autocompletion=complete.runs
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Show a run's Pareto front, hypervolume per generation and outputs."""

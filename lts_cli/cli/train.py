@@ -2,46 +2,75 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from lts_cli.cli.common import bar_progress, note, out, print_json
+from lts_cli.cli import complete
+from lts_cli.cli.common import bar_progress, default, note, out, print_json
+from lts_cli.config import TrainConfig
+
+
+def _d(field: str) -> str:
+    return default(TrainConfig, field)
 
 
 def train(
     ref: str = typer.Argument(
-        ..., metavar="ID|FILE", help="Gallery id, search result or workspace archid (unique prefix), or an arch file."
+        ...,
+        metavar="ID|FILE",
+        help="Gallery id, search result or workspace archid (unique prefix), or an arch file.",
+        autocompletion=complete.archs,
     ),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON training config (configs/train.yaml)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML/JSON training config (configs/train.yaml).", show_default=False
+    ),
     data: Optional[Path] = typer.Option(
-        None, "--data", help="A .txt file, a folder of .txt files, or a .jsonl file [embedded Shakespeare]."
+        None,
+        "--data",
+        help="A .txt file, a folder of .txt files, or a .jsonl file.",
+        show_default="the embedded Shakespeare corpus",
     ),
     dataset: Optional[str] = typer.Option(
-        None, "--dataset", metavar="NAME[:CONFIG]", help="A Hugging Face Hub dataset (needs `datasets`)."
+        None,
+        "--dataset",
+        metavar="NAME[:CONFIG]",
+        help="A Hugging Face Hub dataset (needs `datasets`).",
+        show_default=False,
     ),
     text_field: str = typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps [30000]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Blocks per step per process [64]."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per block [1024]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [6e-4]."),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warm-up steps [150]."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between validation evaluations [500]."),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="Steps between checkpoints [500]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed [42]."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads [all cores]."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model id [the architecture's id]."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps.", show_default=_d("max_steps")),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Blocks per step per process.", show_default=_d("batch_size")
+    ),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per block.", show_default=_d("seq_len")),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate.", show_default=_d("lr")),
+    warmup_steps: Optional[int] = typer.Option(
+        None, "--warmup-steps", help="Linear warm-up steps.", show_default=_d("warmup_steps")
+    ),
+    eval_every: Optional[int] = typer.Option(
+        None, "--eval-every", help="Steps between validation evaluations.", show_default=_d("eval_every")
+    ),
+    save_every: Optional[int] = typer.Option(
+        None, "--save-every", help="Steps between checkpoints.", show_default=_d("save_every")
+    ),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed.", show_default=_d("seed")),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Torch threads (0: all cores).", show_default=_d("threads")
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="Model id.", show_default="the architecture's id"),
     restart: bool = typer.Option(False, "--restart", help="Discard an interrupted run or retrain a trained model."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Train a GPT-2 of the given architecture; re-running the same command after an interruption resumes it."""
-    from lts_cli.config import TrainConfig, load_config
+    from lts_cli.config import load_config
     from lts_cli.gallery import resolve
-    from lts_cli.runs import check_name
     from lts_cli.store import open_store
     from lts_cli.training import is_main_process, select_corpus
     from lts_cli.training import train as run_training
+    from lts_cli.workspace import check_name
 
     cfg = load_config(
         TrainConfig,
@@ -57,7 +86,7 @@ def train(
         threads=threads,
     )
     if name is not None:
-        check_name(name, "model name")
+        check_name(name)
     with open_store() as store:
         target = resolve(ref, store)
         store.put_arch(target.arch, "train")
@@ -85,7 +114,9 @@ def train(
     if m["tokens_per_second"]:
         out.print(f"  {m['tokens_per_second']:,.0f} training tokens/s ({m['world_size']} process(es))", highlight=False)
     out.print(
-        f'  saved to {result.path}; try `lts generate {result.model_id[:16]} "ROMEO:"`', highlight=False, soft_wrap=True
+        f'  saved to {result.path}; try `lts generate {shlex.quote(result.model_id)} "ROMEO:"`',
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -121,6 +152,9 @@ class _TrainProgress:
                 f"perplexity {data['val_perplexity']:,.2f}",
                 highlight=False,
             )
+        elif kind == "checkpoint-skipped":
+            start = f"resuming from {data['resume_from'].name}" if data["resume_from"] else "starting from step 0"
+            log(f"{data['checkpoint']} is incomplete ({data['problem']}); {start}", highlight=False, soft_wrap=True)
         elif kind == "saved":
             self.saved = data["step"]
         elif kind == "final-eval":
