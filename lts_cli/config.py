@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from lts_cli import objectives as objectives_registry
 from lts_cli.errors import ConfigError, LtsError, UsageError, invalid
 from lts_cli.space import SearchSpace
 
@@ -234,12 +235,21 @@ class MeasureSettings:
     min_trials: int = 5
     target_ci: float = 0.03
     provider: str = "CPUExecutionProvider"
+    decode_context: int = 512  # the decode_latency objective: tokens in the KV cache
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials")
+        _at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials", "decode_context")
         _at_least(self, 0, "warmup")
         if not 0 < self.target_ci < 1:
             raise invalid("target_ci", "is a relative half-width between 0 and 1 (0.03 for 3%)", self.target_ci)
+
+    def prefill_key(self) -> dict[str, Any]:
+        """The settings a prefill measurement depends on (its cache key and record)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "decode_context"}
+
+    def decode_key(self) -> dict[str, Any]:
+        """The settings a decode measurement depends on (no prefill graph or sequence length)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("graph", "seq_len")}
 
     @property
     def fewest_trials(self) -> int:
@@ -267,15 +277,6 @@ class MeasureSettings:
         )
 
 
-# What the search can optimize: name -> (maximize?, unit). The evaluator measures them all.
-OBJECTIVES: dict[str, tuple[bool, str]] = {
-    "non_embedding_params": (True, ""),
-    "onnx_latency": (False, "s"),
-    "onnx_memory": (False, "MiB"),
-    "peak_rss": (False, "MiB"),
-}
-
-
 def _search_measure() -> MeasureSettings:
     # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
     # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
@@ -296,7 +297,7 @@ class SearchConfig:
     min_params: float = 1e6
     max_params: float = 1e9
     patience: int = 20
-    objectives: tuple[str, ...] = ("non_embedding_params", "onnx_latency", "onnx_memory")
+    objectives: tuple[str, ...] = objectives_registry.DEFAULT
     space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
     measure: MeasureSettings = dataclasses.field(default_factory=_search_measure)
 
@@ -314,11 +315,13 @@ class SearchConfig:
                 ["min_params", "max_params"],
                 f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
             )
-        unknown = [o for o in self.objectives if o not in OBJECTIVES]
-        if unknown:
-            raise invalid("objectives", f"must be chosen from {', '.join(OBJECTIVES)}", unknown[0])
-        if len(set(self.objectives)) != len(self.objectives) or len(self.objectives) < 2:
-            raise invalid("objectives", "must name at least two different objectives", list(self.objectives))
+        objectives_registry.check(self.objectives)
+        if "decode_latency" in self.objectives and self.measure.decode_context >= self.space.n_positions:
+            raise ConfigError(
+                ["measure.decode_context", "space.n_positions"],
+                f"{{0}} ({self.measure.decode_context}) leaves no room for a new token within {{1}} "
+                f"({self.space.n_positions})",
+            )
         if self.measure.seq_len > self.space.n_positions:
             raise ConfigError(
                 ["measure.seq_len", "space.n_positions"],

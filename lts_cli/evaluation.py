@@ -1,4 +1,5 @@
-"""Architecture + settings -> measured objectives: cache first, then one ONNX build per architecture."""
+"""Architectures -> objective values on this machine: exact ones computed, measured ones taken from the
+workspace cache or measured once (one ONNX graph built per kind of measurement)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from lts_cli import objectives as registry
 from lts_cli.config import MeasureSettings
 from lts_cli.errors import LtsError
 from lts_cli.measuring import Progress
@@ -21,11 +24,16 @@ from lts_cli.space import Arch
 from lts_cli.store import Store
 
 MIB = 2**20
+Kind = Literal["prefill", "decode"]
 
 
 @dataclass
 class Measurement:
-    """One architecture measured on one machine with one set of settings."""
+    """One architecture measured on one machine with one set of settings.
+
+    kind "prefill": the published protocol, `seq_len` tokens through the `graph` graph.
+    kind "decode": one new token with a KV cache of `decode_context` tokens (the with-past graph).
+    """
 
     archid: str
     arch: dict[str, int]
@@ -39,7 +47,7 @@ class Measurement:
     latency_min_s: float
     runs: int
     stop: str  # fixed | converged | max-trials
-    memory_mib: float  # the objective: size of the single-file ONNX model
+    memory_mib: float  # size of the single-file ONNX model of the measured graph
     file_bytes: int
     peak_rss_mib: float  # peak resident memory above the process baseline: weights + session + runs
     peak_rss_method: str
@@ -49,6 +57,7 @@ class Measurement:
     load_avg: float  # 1-minute load average when the timing started (noise context)
     measured_at: str
     cached: bool = False
+    kind: Kind = "prefill"
 
     @property
     def overhead_s(self) -> float:
@@ -63,34 +72,40 @@ class Measurement:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: dict[str, Any]) -> str:
+def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: dict[str, Any], kind: Kind = "prefill") -> str:
     from lts_cli.gpt2_onnx import GRAPH_VERSION
 
-    payload = {
+    payload: dict[str, Any] = {
         "archid": arch.archid,
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.prefill_key() if kind == "prefill" else settings.decode_key(),
         "fingerprint": fingerprint,
         "graph_version": GRAPH_VERSION,
     }
+    if kind != "prefill":  # prefill keys stay as they were before there were other kinds
+        payload["kind"] = kind
     return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def check_fits(arch: Arch, settings: MeasureSettings) -> None:
+def check_fits(arch: Arch, settings: MeasureSettings, kind: Kind = "prefill") -> None:
     """Refuse, before any work, settings the model cannot take or this machine cannot hold."""
-    if settings.seq_len > arch.n_positions:
+    if kind == "prefill" and settings.seq_len > arch.n_positions:
         raise LtsError(
             f"--seq-len {settings.seq_len} exceeds the model's n_positions ({arch.n_positions}); "
             f"use --seq-len {arch.n_positions} or less"
         )
+    if kind == "decode" and settings.decode_context >= arch.n_positions:
+        raise LtsError(
+            f"--decode-context {settings.decode_context} leaves no room for a new token within the model's "
+            f"n_positions ({arch.n_positions}); use --decode-context {arch.n_positions - 1} or less"
+        )
     import psutil
 
-    per_row = arch.vocab_size if settings.graph == "logits" else 0
-    activations = (
-        4
-        * settings.batch_size
-        * settings.seq_len
-        * (4 * arch.d_model + arch.d_inner + 2 * arch.n_head * settings.seq_len + per_row)
-    )
+    if kind == "prefill":
+        per_row = arch.vocab_size if settings.graph == "logits" else 0
+        scores = 2 * arch.n_head * settings.seq_len
+        activations = 4 * settings.batch_size * settings.seq_len * (4 * arch.d_model + arch.d_inner + scores + per_row)
+    else:
+        activations = 4 * settings.batch_size * (2 * arch.n_layer * (settings.decode_context + 1) * arch.d_model)
     need = 4 * arch.unique_params + 2 * activations
     available = psutil.virtual_memory().available
     if need > 0.9 * available:
@@ -104,70 +119,76 @@ class Evaluator:
     """Measures architectures with fixed settings, serving repeats from the workspace store."""
 
     def __init__(self, settings: MeasureSettings, store: Store | None = None, use_cache: bool = True) -> None:
-        from lts_cli.measuring import fingerprint
+        from lts_cli.machine import fingerprint
 
         self.settings = settings
         self.store = store
         self.use_cache = use_cache and store is not None
         self.fingerprint = fingerprint()
 
-    def cached(self, arch: Arch) -> Measurement | None:
+    def cached(self, arch: Arch, kind: Kind = "prefill") -> Measurement | None:
         if not self.use_cache or self.store is None:
             return None
-        found = self.store.get_measurement(cache_key(arch, self.settings, self.fingerprint))
+        found = self.store.get_measurement(cache_key(arch, self.settings, self.fingerprint, kind))
         if found is None:
             return None
         measurement = Measurement.from_dict(found)
         measurement.cached = True
         return measurement
 
-    def evaluate(self, arch: Arch, progress: Progress | None = None) -> Measurement:
+    def evaluate(self, arch: Arch, kind: Kind = "prefill", progress: Progress | None = None) -> Measurement:
         """The cached result when there is one (and caching is on), else a fresh, stored measurement."""
-        hit = self.cached(arch)
+        hit = self.cached(arch, kind)
         if hit is not None:
             return hit
-        measurement = self.measure(arch, progress)
+        measurement = self.measure(arch, kind, progress)
         if self.store is not None:
             self.store.put_measurement(
-                cache_key(arch, self.settings, self.fingerprint),
+                cache_key(arch, self.settings, self.fingerprint, kind),
                 arch.archid,
-                dataclasses.asdict(self.settings),
+                measurement.settings,
                 self.fingerprint,
                 measurement.to_dict(),
             )
         return measurement
 
-    def measure(self, arch: Arch, progress: Progress | None = None) -> Measurement:
+    def measure(self, arch: Arch, kind: Kind = "prefill", progress: Progress | None = None) -> Measurement:
         """Build the graph once (random weights), then time it and size it; nothing is cached here."""
         import numpy as np
 
         from lts_cli import gpt2_onnx
         from lts_cli.measuring import PeakRss, latency_stats, time_runs
-        from lts_cli.runtime import InMemorySession
+        from lts_cli.runtime import InMemorySession, decode_step_feeds
 
         settings = self.settings
-        check_fits(arch, settings)
+        check_fits(arch, settings, kind)
+        graph = settings.graph if kind == "prefill" else "causal-lm-with-past"
         with PeakRss() as peak, tempfile.TemporaryDirectory(prefix="lts-eval-") as tmp:
             if progress:
-                progress("build", 0, 1)
+                progress(f"{kind}: build", 0, 1)
             start = time.perf_counter()
-            model = gpt2_onnx.build(arch, graph=settings.graph)
+            model = gpt2_onnx.build(arch, graph=graph)
             file_bytes = model.file_size()
             built = time.perf_counter()
             if progress:
-                progress("session", 0, 1)
+                progress(f"{kind}: session", 0, 1)
             session = InMemorySession(model, settings, Path(tmp))
             opened = time.perf_counter()
-            rng = np.random.default_rng(0)
-            ids = rng.integers(0, arch.vocab_size, size=(settings.batch_size, settings.seq_len), dtype=np.int64)
+            if kind == "prefill":
+                rng = np.random.default_rng(0)
+                ids = rng.integers(0, arch.vocab_size, size=(settings.batch_size, settings.seq_len), dtype=np.int64)
+                run = lambda: session.run({"input_ids": ids})  # noqa: E731
+            else:
+                step = decode_step_feeds(session.session, settings.batch_size, settings.decode_context)
+                run = lambda: session.run_all(step)  # noqa: E731
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-            times, stop = time_runs(lambda: session.run({"input_ids": ids}), settings, progress)
+            times, stop = time_runs(run, settings, _labelled(progress, kind))
             timed = time.perf_counter()
         stats = latency_stats(times)
         return Measurement(
             archid=arch.archid,
             arch=arch.to_dict(),
-            settings=dataclasses.asdict(settings),
+            settings=settings.prefill_key() if kind == "prefill" else settings.decode_key(),
             fingerprint=self.fingerprint,
             non_embedding_params=arch.non_embedding_params,
             latency_s=stats["median"],
@@ -186,91 +207,112 @@ class Evaluator:
             timing_s=timed - opened,
             load_avg=load,
             measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            kind=kind,
         )
 
 
+def _labelled(progress: Progress | None, kind: str) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda stage, done, total: progress(f"{kind}: {stage}", done, total)
+
+
+@dataclass
+class Evaluation:
+    """Every value asked for, and the measurements they came from (None where none was needed)."""
+
+    values: dict[str, float]
+    prefill: Measurement | None
+    decode: Measurement | None
+
+    @property
+    def cached(self) -> bool:
+        made = [m for m in (self.prefill, self.decode) if m is not None]
+        return bool(made) and all(m.cached for m in made)
+
+    @property
+    def timing_s(self) -> float:
+        return sum(m.timing_s for m in (self.prefill, self.decode) if m is not None and not m.cached)
+
+
+def evaluate(
+    evaluator: Evaluator, arch: Arch, objectives: Sequence[str], progress: Progress | None = None
+) -> Evaluation:
+    """The values of `objectives` (plus the parameter counts, the fp32 file size and whatever the
+    measurements that were needed also gave), measuring only the kinds they need."""
+    from lts_cli import gpt2_onnx
+
+    needed = registry.sources(objectives)
+    values = {
+        "non_embedding_params": float(arch.non_embedding_params),
+        "onnx_memory": gpt2_onnx.file_size(arch) / MIB,
+    }
+    if "total_params" in objectives:
+        values["total_params"] = float(arch.unique_params)
+    if "onnx_memory_int8" in objectives:
+        values["onnx_memory_int8"] = gpt2_onnx.file_size(arch, dtype="int8") / MIB
+    prefill = evaluator.evaluate(arch, "prefill", progress) if "prefill" in needed else None
+    if prefill is not None:
+        values["onnx_latency"] = prefill.latency_s
+        values["peak_rss"] = prefill.peak_rss_mib
+    decode = evaluator.evaluate(arch, "decode", progress) if "decode" in needed else None
+    if decode is not None:
+        values["decode_latency"] = decode.latency_s
+    return Evaluation(values, prefill, decode)
+
+
+def profile_objectives(
+    arch: Arch, settings: MeasureSettings, requested: Sequence[str] | None
+) -> tuple[list[str], str | None]:
+    """What `lts profile` measures: the objectives asked for, or every one that fits the architecture
+    (then a note says what was left out and why)."""
+    if requested is not None:
+        return list(requested), None
+    chosen = list(registry.REGISTRY)
+    if settings.decode_context >= arch.n_positions:
+        chosen.remove("decode_latency")
+        return chosen, (
+            f"decode_latency left out: --decode-context {settings.decode_context} does not fit the model's "
+            f"n_positions ({arch.n_positions}); add --decode-context {arch.n_positions - 1} to measure it"
+        )
+    return chosen, None
+
+
 def profile(
-    arch: Arch, settings: MeasureSettings, use_cache: bool = True, progress: Progress | None = None
-) -> Measurement:
-    """Measure one architecture on this machine (or return the cached result) and remember it."""
+    arch: Arch,
+    settings: MeasureSettings,
+    objectives: Sequence[str] = tuple(registry.REGISTRY),
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Measure one architecture on this machine (or return the cached results) and remember it."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        evaluator = Evaluator(settings, store, use_cache=use_cache)
-        measurement = evaluator.evaluate(arch, progress)
+        result = evaluate(Evaluator(settings, store, use_cache=use_cache), arch, objectives, progress)
         store.put_arch(arch, source="profile")
-    return measurement
+    return result
 
 
 class SearchEvaluator:
-    """The search's evaluator: cached measurements mapped to objective values; archs remembered by id."""
+    """The search's evaluator: the chosen objectives' values, cached measurements; archs remembered by id."""
 
     def __init__(
         self,
         settings: MeasureSettings,
+        objectives: Sequence[str],
         store: Store,
         source: str,
         use_cache: bool = True,
         progress: Progress | None = None,
     ) -> None:
         self.evaluator = Evaluator(settings, store, use_cache=use_cache)
+        self.objectives = tuple(objectives)
         self.store = store
         self.source = source
         self.progress = progress
 
     def __call__(self, arch: Arch) -> Measured:
-        m = self.evaluator.evaluate(arch, self.progress)
+        result = evaluate(self.evaluator, arch, self.objectives, self.progress)
         self.store.put_arch(arch, self.source)
-        values = {
-            "non_embedding_params": float(m.non_embedding_params),
-            "onnx_latency": m.latency_s,
-            "onnx_memory": m.memory_mib,
-            "peak_rss": m.peak_rss_mib,
-        }
-        return Measured(values, cached=m.cached, timing_s=0.0 if m.cached else m.timing_s)
-
-
-def profile_export(folder: Path, settings: MeasureSettings, progress: Progress | None = None) -> dict[str, Any]:
-    """An exported folder on this machine: prefill latency for `seq_len` tokens, then the latency of
-    one decode step with a KV cache of `seq_len` tokens, file size and peak RSS (not cached)."""
-    import numpy as np
-
-    from lts_cli.measuring import PeakRss, fingerprint, latency_stats, time_runs
-    from lts_cli.runtime import empty_past, feeds, next_past, read_info, session, session_options
-
-    info = read_info(folder)
-    if info is None:
-        raise LtsError(f"{folder} is not an `lts export` folder (no export.json)")
-    config = json.loads((folder / "config.json").read_text())
-    if settings.seq_len >= config.get("n_positions", 1024):
-        raise LtsError(
-            f"--seq-len {settings.seq_len} leaves no room to decode within n_positions {config['n_positions']}"
-        )
-    with PeakRss() as peak:
-        if progress:
-            progress("session", 0, 1)
-        start = time.perf_counter()
-        sess = session(folder, options=session_options(settings))
-        opened = time.perf_counter() - start
-        ids = np.random.default_rng(0).integers(0, config["vocab_size"], size=(settings.batch_size, settings.seq_len))
-        past = empty_past(sess, settings.batch_size) if info["past"] else None
-        prefill_feeds = feeds(sess, ids, past, 0)
-        prefill_times, prefill_stop = time_runs(lambda: sess.run(None, prefill_feeds), settings, progress)
-        decode = None
-        if info["past"]:
-            cache = next_past(sess, sess.run(None, prefill_feeds))
-            step = feeds(sess, ids[:, -1:], cache, settings.seq_len)
-            decode_times, decode_stop = time_runs(lambda: sess.run(None, step), settings, progress)
-            decode = {**latency_stats(decode_times), "stop": decode_stop, "context": settings.seq_len}
-    return {
-        "folder": str(folder),
-        "export": {k: info[k] for k in ("source", "graph", "dtype", "untrained", "optimized")},
-        "settings": dataclasses.asdict(settings),
-        "fingerprint": fingerprint(),
-        "file_mib": (folder / "model.onnx").stat().st_size / MIB,
-        "session_s": opened,
-        "prefill": {**latency_stats(prefill_times), "stop": prefill_stop, "tokens": settings.seq_len},
-        "decode_per_token": decode,
-        "peak_rss_mib": peak.delta_mib,
-        "peak_rss_method": peak.method,
-    }
+        return Measured(result.values, cached=result.cached, timing_s=result.timing_s)

@@ -159,7 +159,7 @@ def gallery_report() -> list[dict[str, Any]]:
 
 def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:
     """This machine's cached measurements of `arch` (any settings), newest first."""
-    from lts_cli.measuring import fingerprint
+    from lts_cli.machine import fingerprint
     from lts_cli.store import open_store
 
     if store is None:

@@ -42,11 +42,16 @@ def generate(
     config: GenerateConfig,
     on_text: OnText | None = None,
     on_note: OnText | None = None,
+    threads: int = 0,
 ) -> dict[str, Any]:
     """Generate with the KV cache. `on_text` receives the prompt, then the text as it is produced (one
-    sequence only), and nothing if the prompt is refused; `on_note` hears what the user should know."""
+    sequence only), and nothing if the prompt is refused; `on_note` hears what the user should know.
+    `threads`: torch's intra-op threads (0: torch's default, all cores)."""
     import torch
     import transformers
+
+    if threads:
+        torch.set_num_threads(threads)
 
     tok, model = loaded.tokenizer, loaded.model
     ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"] if prompt else None

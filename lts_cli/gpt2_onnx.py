@@ -109,17 +109,7 @@ class OnnxGpt2:
 
     def file_size(self) -> int:
         """Bytes of `embedded().SerializeToString()`, computed without building it."""
-        graph_size = self.model.graph.ByteSize()
-        delta = 0
-        for stub in self.model.graph.initializer:
-            if stub.name not in self.weights:
-                continue
-            base = TensorProto(name=stub.name, dims=stub.dims, data_type=stub.data_type).ByteSize()
-            n = self.weights[stub.name].nbytes
-            full = base + 1 + _varint_len(n) + n  # raw_data: tag, length, bytes
-            delta += (_varint_len(full) + full) - (_varint_len(stub.ByteSize()) + stub.ByteSize())
-        full_graph = graph_size + delta
-        return self.model.ByteSize() - _varint_len(graph_size) - graph_size + _varint_len(full_graph) + full_graph
+        return _embedded_size(self.model, {name: array.nbytes for name, array in self.weights.items()})
 
     def embedded(self) -> onnx.ModelProto:
         """The self-contained model (weights as raw data): what `lts export` writes. Copies the weights."""
@@ -135,6 +125,64 @@ class OnnxGpt2:
 
 def _varint_len(n: int) -> int:
     return max(1, (n.bit_length() + 6) // 7)
+
+
+def _embedded_size(model: onnx.ModelProto, nbytes: Mapping[str, int]) -> int:
+    """The size of `model` with the weights named in `nbytes` stored inline as raw data."""
+    graph_size = model.graph.ByteSize()
+    delta = 0
+    for stub in model.graph.initializer:
+        if stub.name not in nbytes:
+            continue
+        base = TensorProto(name=stub.name, dims=stub.dims, data_type=stub.data_type).ByteSize()
+        n = nbytes[stub.name]
+        full = base + 1 + _varint_len(n) + n  # raw_data: tag, length, bytes
+        delta += (_varint_len(full) + full) - (_varint_len(stub.ByteSize()) + stub.ByteSize())
+    full_graph = graph_size + delta
+    return model.ByteSize() - _varint_len(graph_size) - graph_size + _varint_len(full_graph) + full_graph
+
+
+def file_size(arch: Arch, graph: str = "next-token", dtype: str = "fp32") -> int:
+    """The exact size in bytes of the single-file model `build(arch, ..., graph, dtype)` would write,
+    from the shapes alone: no weights are made (milliseconds, even for the largest architecture)."""
+    stored = _stored_tensors(arch, dtype)
+    stubs = _stubs((name, np.dtype(kind), shape) for name, (kind, shape) in stored.items())
+    model = _graph_model(arch, graph, stubs, dtype == "int8")
+    return _embedded_size(
+        model, {n: int(np.prod(shape)) * np.dtype(kind).itemsize for n, (kind, shape) in stored.items()}
+    )
+
+
+def _stored_tensors(arch: Arch, dtype: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """What `build` stores for `arch`, in its order: name -> (numpy dtype, shape)."""
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for name, shape in weight_shapes(arch).items():
+        if _quantized(name, dtype):
+            out[name + "_quantized"] = ("int8", shape)
+            out[name + "_scale"] = ("float32", (shape[0],) if name == "transformer.wte.weight" else (shape[1],))
+        else:
+            out[name] = ("float32", shape)
+    return out
+
+
+def _quantized(name: str, dtype: str) -> bool:
+    return dtype == "int8" and (name.endswith(QUANTIZED_LINEARS) or name == "transformer.wte.weight")
+
+
+def _stubs(tensors: Iterable[tuple[str, np.dtype, tuple[int, ...]]]) -> list[TensorProto]:
+    """Initializers that point into WEIGHTS_FILE (external data), one after the other."""
+    stubs: list[TensorProto] = []
+    offset = 0
+    for name, kind, shape in tensors:
+        nbytes = int(np.prod(shape)) * kind.itemsize
+        data_type = helper.np_dtype_to_tensor_dtype(kind)
+        stub = TensorProto(name=name, dims=shape, data_type=data_type, data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(nbytes))):
+            entry = stub.external_data.add()
+            entry.key, entry.value = key, value
+        stubs.append(stub)
+        offset += nbytes
+    return stubs
 
 
 def build(
@@ -166,7 +214,7 @@ def build(
         if tuple(array.shape) != shape:
             raise LtsError(f"weight {name} has shape {tuple(array.shape)}, expected {shape} for {arch.short()}")
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if dtype == "int8" and (name.endswith(QUANTIZED_LINEARS) or name == "transformer.wte.weight"):
+        if _quantized(name, dtype):
             # Linear weights are [in, out]: one scale per column; the embedding [vocab, d]: one per row.
             axis = 1 if name == "transformer.wte.weight" else 0
             scale = np.abs(array).max(axis=axis) / 127.0
@@ -178,16 +226,7 @@ def build(
             arrays[name] = array
     if expected:
         raise LtsError(f"weights for {arch.short()} are missing {', '.join(sorted(expected)[:3])}")
-    stubs: list[TensorProto] = []
-    offset = 0
-    for name, array in arrays.items():
-        data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-        stub = TensorProto(name=name, dims=array.shape, data_type=data_type, data_location=TensorProto.EXTERNAL)
-        for key, value in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(array.nbytes))):
-            entry = stub.external_data.add()
-            entry.key, entry.value = key, value
-        stubs.append(stub)
-        offset += array.nbytes
+    stubs = _stubs((name, array.dtype, array.shape) for name, array in arrays.items())
     return OnnxGpt2(arch, graph, _graph_model(arch, graph, stubs, dtype == "int8"), arrays)
 
 

@@ -1,10 +1,8 @@
-"""Timing statistics, adaptive timed runs, peak resident memory and this machine's fingerprint."""
+"""Timing statistics, adaptive timed runs and peak resident memory (pure Python; psutil on demand)."""
 
 from __future__ import annotations
 
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -13,33 +11,6 @@ from typing import Any
 from lts_cli.config import MeasureSettings
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def fingerprint() -> dict[str, Any]:
-    """This machine, as far as measurements go: CPU model, cores, ONNX Runtime version.
-
-    The execution provider is a measurement setting (MeasureSettings.provider), so it is in the
-    cache key too.
-    """
-    from importlib.metadata import version
-
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count() or 0,
-        "machine": platform.machine(),
-        "onnxruntime": version("onnxruntime"),  # read without importing it: `lts gallery list` stays light
-    }
 
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (standard table).

@@ -1,19 +1,19 @@
-"""PNG plots of a search: params vs each cost objective (front highlighted), hypervolume per generation."""
+"""PNG plots of a search: one per pair of the chosen objectives (front highlighted), hypervolume per generation."""
 
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
-from lts_cli.config import OBJECTIVES
+from lts_cli import objectives as registry
 from lts_cli.search import Search, SearchState
 
-_LABELS = {
-    "non_embedding_params": "non-embedding parameters (millions)",
-    "onnx_latency": "ONNX latency (s, median)",
-    "onnx_memory": "ONNX memory (MiB, file size)",
-    "peak_rss": "peak RSS while running (MiB)",
-}
+
+def plot_names(objectives: tuple[str, ...]) -> list[str]:
+    """The files `write_plots` makes for these objectives."""
+    pairs = itertools.combinations(objectives, 2)
+    return [f"pareto_{registry.get(x).short}_vs_{registry.get(y).short}.png" for x, y in pairs] + ["hypervolume.png"]
 
 
 def write_plots(search: Search, state: SearchState) -> dict[str, bytes]:
@@ -27,12 +27,13 @@ def write_plots(search: Search, state: SearchState) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     objectives = search.config.objectives
     front_ids = {r.archid for r in search.front(state)}
-    x_name = "non_embedding_params" if "non_embedding_params" in objectives else objectives[0]
     generations = [r.generation for r in state.records]
-    for y_name in (o for o in objectives if o != x_name):
+    names = iter(plot_names(objectives))
+    for x_name, y_name in itertools.combinations(objectives, 2):
+        x_obj, y_obj = registry.get(x_name), registry.get(y_name)
         fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-        xs = [_scaled(x_name, r.values[x_name]) for r in state.records]
-        ys = [r.values[y_name] for r in state.records]
+        xs = [x_obj.scaled(r.values[x_name]) for r in state.records]
+        ys = [y_obj.scaled(r.values[y_name]) for r in state.records]
         cmap = plt.get_cmap("viridis", max(generations))
         points = ax.scatter(
             xs, ys, c=generations, cmap=cmap, vmin=0.5, vmax=max(generations) + 0.5, s=28, alpha=0.85, label="evaluated"
@@ -47,13 +48,7 @@ def write_plots(search: Search, state: SearchState) -> dict[str, bytes]:
             linewidths=1.5,
             label="Pareto front (all objectives)",
         )
-        pair = sorted(zip(xs, ys, strict=True))[:: -1 if OBJECTIVES[x_name][0] else 1]
-        stair, best = [], float("inf")
-        for x, y in pair:  # the 2-D front of this pair: best y so far, walking from the best x
-            if y < best:
-                stair.append((x, y))
-                best = y
-        stair.sort()
+        stair = _pair_front(list(zip(xs, ys, strict=True)), x_obj.maximize, y_obj.maximize)
         ax.step(
             [x for x, _ in stair],
             [y for _, y in stair],
@@ -65,31 +60,37 @@ def write_plots(search: Search, state: SearchState) -> dict[str, bytes]:
         bar = fig.colorbar(points, ax=ax, label="generation")
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
-        ax.set_xlabel(_LABELS[x_name])
-        ax.set_ylabel(_LABELS[y_name])
-        better = "higher" if OBJECTIVES[x_name][0] else "lower"
-        ax.set_title(f"{_short(x_name)} vs {_short(y_name)} ({better} x and lower y are better)")
+        ax.set_xlabel(x_obj.label)
+        ax.set_ylabel(y_obj.label)
+        better = (
+            f"{'higher' if x_obj.maximize else 'lower'} x and {'higher' if y_obj.maximize else 'lower'} y are better"
+        )
+        ax.set_title(f"{x_obj.short} vs {y_obj.short} ({better})")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left")
-        out[f"pareto_{_short(x_name)}_vs_{_short(y_name)}.png"] = _png(fig, plt)
+        ax.legend(loc="best")
+        out[next(names)] = _png(fig, plt)
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     ax.plot([g.generation for g in state.log], [g.hypervolume for g in state.log], marker="o")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume (normalized, reference point 1)")
-    ax.set_title("hypervolume of the Pareto front")
+    ax.set_title(f"hypervolume of the Pareto front ({', '.join(registry.get(o).short for o in objectives)})")
     ax.grid(alpha=0.3)
-    out["hypervolume.png"] = _png(fig, plt)
+    out[next(names)] = _png(fig, plt)
     return out
 
 
-def _short(name: str) -> str:
-    return {"non_embedding_params": "params", "onnx_latency": "latency", "onnx_memory": "memory"}.get(name, name)
-
-
-def _scaled(name: str, value: float) -> float:
-    return value / 1e6 if name == "non_embedding_params" else value
+def _pair_front(points: list[tuple[float, float]], x_max: bool, y_max: bool) -> list[tuple[float, float]]:
+    """The 2-D Pareto front of one pair, sorted by x: walking from the best x, keep each point that
+    improves on the best y so far."""
+    stair: list[tuple[float, float]] = []
+    best = None
+    for x, y in sorted(points, reverse=x_max):
+        if best is None or (y > best if y_max else y < best):
+            stair.append((x, y))
+            best = y
+    return sorted(stair)
 
 
 def _png(fig: Any, plt: Any) -> bytes:

@@ -21,26 +21,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lts_cli import objectives as registry
 from lts_cli import workspace
-from lts_cli.config import OBJECTIVES, SearchConfig, as_plain, from_mapping, load_mapping
+from lts_cli.config import SearchConfig, as_plain, from_file
 from lts_cli.errors import LtsError, UsageError
 from lts_cli.search import Record, Search, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 
-CSV_COLUMNS = [
-    "archid",
-    "non_embedding_params",
-    "onnx_latency",
-    "onnx_memory",
-    "parent",
-    "parents",
-    "iteration_num",
-    "search_walltime_hours",
-    "is_pareto",
-    *ARCH_FIELDS,
-    "peak_rss",
-    "cached",
-]
+# archai's columns around the chosen objectives, then the architecture, then any other value recorded.
+_RUN_COLUMNS = ["parent", "parents", "iteration_num", "search_walltime_hours", "is_pareto"]
+
+
+def csv_columns(objectives: tuple[str, ...], records: list[Record]) -> list[str]:
+    """`archid`, the chosen objectives, archai's run columns, the architecture fields, every other
+    objective some record has a value for (in registry order), `cached`. For the published
+    objectives this is archai's layout."""
+    recorded = {name for r in records for name in r.values}
+    others = [name for name in registry.REGISTRY if name in recorded and name not in objectives]
+    return ["archid", *objectives, *_RUN_COLUMNS, *ARCH_FIELDS, *others, "cached"]
 
 
 def new_name(seed: int) -> str:
@@ -77,7 +75,7 @@ class RunFolder:
         return cls(name, path)
 
     def config(self) -> SearchConfig:
-        return from_mapping(SearchConfig, load_mapping(self.path / "config.yaml"), str(self.path / "config.yaml"))
+        return from_file(SearchConfig, self.path / "config.yaml")
 
     def state(self) -> SearchState | None:
         path = self.path / "state.json"
@@ -90,7 +88,15 @@ class RunFolder:
 
     def summary(self) -> dict[str, Any] | None:
         path = self.path / "summary.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise LtsError(
+                f"{path} is damaged ({exc}); results.csv and state.json beside it still hold the run"
+            ) from exc
+        return data
 
     def _write(self, name: str, data: bytes) -> None:
         """Atomic write inside the run folder, with errors a user can act on."""
@@ -116,7 +122,7 @@ class RunFolder:
         """Results CSV, Pareto configs, summary.json and plots for the state as it is now."""
         front = search.front(state)
         front_ids = {r.archid for r in front}
-        self._write("results.csv", _csv(state.records, front_ids).encode())
+        self._write("results.csv", _csv(search.config.objectives, state.records, front_ids).encode())
         pareto_dir = self.path / "pareto"
         pareto_dir.mkdir(exist_ok=True)
         for record in front:
@@ -135,25 +141,27 @@ class RunFolder:
                 self._write(name, png)
 
 
-def _csv(records: list[Record], front_ids: set[str]) -> str:
+def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(
+        out, fieldnames=csv_columns(objectives, records), lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     for r in records:
         row: dict[str, Any] = {
             "archid": r.archid,
-            "non_embedding_params": int(r.values["non_embedding_params"]),
-            "onnx_latency": r.values.get("onnx_latency"),
-            "onnx_memory": r.values.get("onnx_memory"),
+            **r.values,
             "parent": r.parent or "",
             "parents": r.parents or "",
             "iteration_num": r.generation,
             "search_walltime_hours": r.walltime_s / 3600,
             "is_pareto": r.archid in front_ids,
-            "peak_rss": r.values.get("peak_rss"),
             "cached": r.cached,
             **r.arch,
         }
+        for name in ("non_embedding_params", "total_params"):
+            if name in row:
+                row[name] = int(row[name])
         writer.writerow(row)
     return out.getvalue()
 
@@ -189,7 +197,7 @@ def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
         "status": "finished" if state.finished else "incomplete",
         "generations_done": len(state.log),
         "generations": search.config.generations,
-        "objectives": {o: {"maximize": OBJECTIVES[o][0], "unit": OBJECTIVES[o][1]} for o in search.config.objectives},
+        "objectives": {name: _describe(name) for name in search.config.objectives},
         "measure": asdict(search.config.measure),
         "front": front_rows(search, state),
         "hypervolume": {
@@ -212,12 +220,51 @@ def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
     }
 
 
+def finished_summary(name: str) -> dict[str, Any]:
+    """A run's summary (`lts search show`), once it has finished a generation."""
+    run = RunFolder.open(name)
+    data = run.summary()
+    if data is None:
+        raise LtsError(f"run {name!r} has not finished a generation yet; `lts search --resume {name}` continues it")
+    return {**data, "path": str(run.path)}
+
+
+def _describe(name: str) -> dict[str, Any]:
+    o = registry.get(name)
+    return {"maximize": o.maximize, "unit": o.unit, "kind": o.kind, "label": o.label, "definition": o.describe}
+
+
 def list_runs() -> list[RunFolder]:
     root = workspace.runs_dir()
     if not root.is_dir():
         return []
     runs = [RunFolder(p.name, p) for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file()]
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def listing() -> list[dict[str, Any]]:
+    """`lts search list` as data: one row per run, newest first (a damaged run is listed as such)."""
+    rows: list[dict[str, Any]] = []
+    for run in list_runs():
+        try:
+            state, summary, config = run.state(), run.summary() or {}, run.config()
+        except LtsError as exc:
+            rows.append({"name": run.name, "path": str(run.path), "status": "damaged", "problem": str(exc)})
+            continue
+        rows.append(
+            {
+                "name": run.name,
+                "path": str(run.path),
+                "status": "finished" if state and state.finished else "incomplete",
+                "objectives": list(config.objectives),
+                "generations_done": summary.get("generations_done", 0),
+                "generations": config.generations,
+                "evaluated": len(state.records) if state else 0,
+                "pareto_size": len(summary.get("front", [])),
+                "hypervolume": (summary.get("hypervolume", {}).get("per_generation") or [None])[-1],
+            }
+        )
+    return rows
 
 
 @dataclass
@@ -282,7 +329,9 @@ def execute(
 
     run = job.run
     with open_store() as store:
-        evaluator = SearchEvaluator(job.config.measure, store, f"search:{run.name}", use_cache, progress)
+        evaluator = SearchEvaluator(
+            job.config.measure, job.config.objectives, store, f"search:{run.name}", use_cache, progress
+        )
         search = Search(job.config, evaluator)
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:

@@ -75,6 +75,10 @@ class InMemorySession:
     def run(self, feeds: dict[str, Any]) -> Any:
         return self.session.run([self.output], feeds)[0]
 
+    def run_all(self, feeds: dict[str, Any]) -> list[Any]:
+        """Every output (a decode step hands its KV cache back, as generation does)."""
+        return self.session.run(None, feeds)
+
 
 # ---- export folders -----------------------------------------------------------------------------
 
@@ -142,3 +146,18 @@ def next_past(sess: Any, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
 def is_export(folder: Path) -> bool:
     """Whether `folder` is an `lts export` folder (it has export.json)."""
     return (folder / INFO_FILE).is_file()
+
+
+def decode_step_feeds(sess: Any, batch: int, context: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The inputs of one decode step after `context` cached tokens: one new token per row and a KV
+    cache of random values (the kernels' speed does not depend on them). Timing `sess.run(None, ...)`
+    on these gives the per-token decode latency; `lts profile` of an export and the decode_latency
+    objective both use it, so the two agree."""
+    rng = np.random.default_rng(seed)
+    past = {
+        i.name: rng.standard_normal((batch, i.shape[1], context, i.shape[3]), dtype=np.float32)
+        for i in sess.get_inputs()
+        if i.name.startswith("past_key_values.")
+    }
+    ids = rng.integers(0, 256, size=(batch, 1))
+    return feeds(sess, ids, past, context)

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lts_cli.config import OBJECTIVES, SearchConfig
+from lts_cli import objectives as registry
+from lts_cli.config import SearchConfig
 from lts_cli.errors import LtsError
 from lts_cli.pareto import hypervolume, pareto_front, to_minimization
-from lts_cli.space import Arch, forward_flops
+from lts_cli.space import Arch
 
 
 @dataclass
@@ -187,17 +188,14 @@ class Search:
 
     def _point(self, record: Record) -> tuple[float, ...]:
         objectives = self.config.objectives
-        return to_minimization([record.values[o] for o in objectives], [OBJECTIVES[o][0] for o in objectives])
+        return to_minimization([record.values[o] for o in objectives], [registry.get(o).maximize for o in objectives])
 
     def hypervolume(self, state: SearchState) -> float:
         """Hypervolume of the front in the unit cube of normalized objectives, reference point (1, ..., 1).
 
         Normalization (fixed for the run, stored in the state): each objective is divided by its
-        bound for the largest architecture of the search space. Maximized parameters count as
-        1 - params / bound (bound = the largest architecture's params, capped at max_params). A
-        measured objective's bound is its worst value-per-proxy over generation 1 times the proxy of
-        the largest architecture (proxy: forward FLOPs for latency, 4 bytes x unique parameters for
-        memory), which keeps every later architecture inside the box.
+        bound for the largest architecture of the search space (`objectives.bounds`); maximized
+        ones count as 1 - value / bound.
         """
         assert state.bounds is not None
         points = []
@@ -205,27 +203,19 @@ class Search:
             point = []
             for name in self.config.objectives:
                 value, bound = r.values[name], state.bounds[name]
-                point.append(1.0 - value / bound if OBJECTIVES[name][0] else value / bound)
+                point.append(1.0 - value / bound if registry.get(name).maximize else value / bound)
             points.append(point)
         return hypervolume([points[i] for i in pareto_front(points)], [1.0] * len(self.config.objectives))
 
     def _bounds(self, records: list[Record]) -> dict[str, float]:
-        largest = self.space.extreme(largest=True)
         m = self.config.measure
-
-        def proxy(name: str, arch: Arch) -> float:
-            if name == "onnx_latency":
-                return float(forward_flops(arch, m.seq_len, m.batch_size, m.graph == "next-token"))
-            return 4.0 * arch.unique_params
-
-        bounds = {}
-        for name in self.config.objectives:
-            if name == "non_embedding_params":
-                bounds[name] = float(min(largest.non_embedding_params, self.config.max_params))
-            else:
-                ratio = max(r.values[name] / proxy(name, Arch(**r.arch)) for r in records)
-                bounds[name] = ratio * proxy(name, largest)
-        return bounds
+        return registry.bounds(
+            self.config.objectives,
+            self.space.extreme(largest=True),
+            self.config.max_params,
+            [(Arch(**r.arch), r.values) for r in records],
+            registry.Shape(m.seq_len, m.batch_size, m.decode_context, full_logits=m.graph == "logits"),
+        )
 
     # ---- the loop ------------------------------------------------------------------------------
 

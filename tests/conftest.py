@@ -106,3 +106,44 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workspace.atomic_write_json(folder / "arch.json", arch.to_config())
     workspace.atomic_write_json(folder / "metrics.json", {"note": "random weights, for tests"})
     return folder
+
+
+def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type: ignore[no-untyped-def]
+    """A deterministic stand-in for Evaluator.measure (latency ~ FLOPs), so fronts are reproducible;
+    `interrupt_after` measurements it raises KeyboardInterrupt (Ctrl-C)."""
+    from lts_cli import evaluation
+    from lts_cli.objectives import Shape, get
+
+    def measure(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+        if interrupt_after is not None and len(calls) == interrupt_after:
+            raise KeyboardInterrupt
+        calls.append(arch.archid)
+        name = "onnx_latency" if kind == "prefill" else "decode_latency"
+        shape = Shape(self.settings.seq_len, self.settings.batch_size, self.settings.decode_context)
+        latency = get(name).proxy(arch, shape) / 1e9
+        return evaluation.Measurement(
+            archid=arch.archid,
+            arch=arch.to_dict(),
+            settings={},
+            fingerprint=self.fingerprint,
+            non_embedding_params=arch.non_embedding_params,
+            latency_s=latency,
+            latency_mean_s=latency,
+            latency_cv=0.0,
+            latency_ci95_rel=0.0,
+            latency_min_s=latency,
+            runs=3,
+            stop="fixed",
+            memory_mib=4 * arch.unique_params / 2**20,
+            file_bytes=4 * arch.unique_params,
+            peak_rss_mib=1.0,
+            peak_rss_method="fake",
+            build_s=0.0,
+            session_s=0.0,
+            timing_s=0.0,
+            load_avg=0.0,
+            measured_at="now",
+            kind=kind,
+        )
+
+    return measure

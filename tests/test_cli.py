@@ -15,11 +15,15 @@ from tests.conftest import TINY, TINY_FAST, assert_user_error
 A_ID = "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402"
 
 
-def test_help_lists_the_six_commands(run_cli) -> None:
-    result = run_cli("--help")
-    assert result.exit_code == 0
-    for name in ("search", "train", "export", "profile", "gallery", "generate"):
-        assert name in result.stdout
+def test_the_six_commands_are_registered() -> None:
+    import typer.main
+
+    from lts_cli.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert {"search", "train", "export", "profile", "gallery", "generate"} <= set(commands)
+    assert {"list", "show"} <= set(commands["search"].commands)
+    assert {"list", "show"} <= set(commands["gallery"].commands)
 
 
 def test_gallery_list_json_has_the_twenty_published_models(run_cli) -> None:
@@ -68,21 +72,25 @@ def profile_json(run_cli, *args: str) -> tuple[dict, str]:
 
 
 def test_profile_inline_arch_then_cache_then_no_cache(run_cli) -> None:
-    first, _ = profile_json(run_cli, "--arch", TINY, *TINY_FAST)
-    assert first["cached"] is False and first["runs"] == 3
-    assert first["non_embedding_params"] == 1 * (4 * 32 * 32 + 2 * 32 * 64 + 9 * 32 + 64) + 2 * 32
-    assert first["latency_s"] > 0 and first["latency_mean_s"] > 0 and first["latency_cv"] >= 0
-    assert first["settings"]["seq_len"] == 16 and first["published"] is None
-    assert first["memory_mib"] == first["file_bytes"] / 2**20
-    assert first["file_bytes"] > 4 * (512 + 64) * 32
+    first, note = profile_json(run_cli, "--arch", TINY, *TINY_FAST)
+    assert "decode_latency left out" in note and "--decode-context 63" in note  # 512 does not fit 64 positions
+    p = first["prefill"]
+    assert first["cached"] is False and p["runs"] == 3 and first["decode"] is None
+    assert first["objectives"]["onnx_latency"] == p["latency_s"] > 0 and p["latency_mean_s"] > 0
+    assert p["settings"]["seq_len"] == 16 and first["published"] is None
+    assert first["objectives"]["onnx_memory"] == p["memory_mib"] == p["file_bytes"] / 2**20
+    assert first["kinds"] == {
+        "non_embedding_params": "exact", "total_params": "exact", "onnx_latency": "measured",
+        "onnx_memory": "exact", "onnx_memory_int8": "exact", "peak_rss": "measured",
+    }  # fmt: skip
 
     again, note = profile_json(run_cli, "--arch", TINY, *TINY_FAST)
-    assert again["cached"] is True and "cached result" in note
-    assert again["latency_s"] == first["latency_s"] and again["measured_at"] == first["measured_at"]
+    assert again["cached"] is True and "prefill: cached from" in note
+    assert again["prefill"]["latency_s"] == p["latency_s"] and again["prefill"]["measured_at"] == p["measured_at"]
 
     # A different setting is a different measurement; --no-cache measures again.
     other, _ = profile_json(run_cli, "--arch", TINY, *TINY_FAST[:2], "--trials", "4")
-    assert other["cached"] is False and other["runs"] == 4
+    assert other["cached"] is False and other["prefill"]["runs"] == 4
     fresh, _ = profile_json(run_cli, "--arch", TINY, *TINY_FAST, "--no-cache")
     assert fresh["cached"] is False
 
@@ -90,11 +98,20 @@ def test_profile_inline_arch_then_cache_then_no_cache(run_cli) -> None:
     by_id, _ = profile_json(run_cli, first["archid"][:14], *TINY_FAST)
     assert by_id["cached"] is True and by_id["archid"] == first["archid"]
 
+    # The decode objective is measured (and cached) apart from the prefill one.
+    decode, _ = profile_json(run_cli, "--arch", TINY, *TINY_FAST, "--decode-context", "8")
+    assert decode["prefill"]["cached"] is True and decode["decode"]["cached"] is False
+    assert decode["objectives"]["decode_latency"] == decode["decode"]["latency_s"] > 0
+    assert decode["decode"]["settings"]["decode_context"] == 8 and "seq_len" not in decode["decode"]["settings"]
+
 
 def test_profile_gallery_model_memory_matches_published(run_cli) -> None:
-    result, note = profile_json(run_cli, "gpt2_a9e3", "--seq-len", "32", "--trials", "2", "--warmup", "0")
+    result, note = profile_json(
+        run_cli, "gpt2_a9e3", "--seq-len", "32", "--trials", "2", "--warmup", "0", "--objectives",
+        "non_embedding_params,onnx_latency,onnx_memory",
+    )  # fmt: skip
     assert result["label"] == A_ID
-    assert abs(result["memory_mib"] - 29.06) < 1.0
+    assert abs(result["objectives"]["onnx_memory"] - 29.06) < 1.0
     assert result["published"] == {
         "non_embedding_params_m": 1.06,
         "latency_s": 0.008,
@@ -104,7 +121,7 @@ def test_profile_gallery_model_memory_matches_published(run_cli) -> None:
     assert "--seq-len 192" in note  # says the published latency is not like-for-like
     listed = json.loads(run_cli("gallery", "list", "--json").stdout)
     mine = next(r for r in listed if r["id"] == A_ID)
-    assert mine["lts"]["latest_measurement"]["latency_s"] == result["latency_s"]
+    assert mine["lts"]["latest_measurement"]["latency_s"] == result["objectives"]["onnx_latency"]
 
 
 def test_profile_from_files(run_cli, tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from lts_cli import evaluation, workspace
-from lts_cli.space import forward_flops
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, fake_measure
 
 TINY_SEARCH = """
 generations: 3
@@ -48,9 +47,9 @@ def count_measures(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = evaluation.Evaluator.measure
 
-    def counting(self, arch, progress=None):  # type: ignore[no-untyped-def]
+    def counting(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
         calls.append(arch.archid)
-        return real(self, arch, progress)
+        return real(self, arch, kind, progress)
 
     monkeypatch.setattr(evaluation.Evaluator, "measure", counting)
     return calls
@@ -117,41 +116,6 @@ def test_search_writes_every_output(run_cli, tiny: Path, lts_home: Path, count_m
     assert shown.exit_code == 0 and "hypervolume per generation" in shown.stdout
 
 
-def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type: ignore[no-untyped-def]
-    """A deterministic stand-in for Evaluator.measure (latency ~ FLOPs), so fronts are reproducible."""
-
-    def measure(self, arch, progress=None):  # type: ignore[no-untyped-def]
-        if interrupt_after is not None and len(calls) == interrupt_after:
-            raise KeyboardInterrupt
-        calls.append(arch.archid)
-        latency = forward_flops(arch, self.settings.seq_len) / 1e9
-        return evaluation.Measurement(
-            archid=arch.archid,
-            arch=arch.to_dict(),
-            settings={},
-            fingerprint=self.fingerprint,
-            non_embedding_params=arch.non_embedding_params,
-            latency_s=latency,
-            latency_mean_s=latency,
-            latency_cv=0.0,
-            latency_ci95_rel=0.0,
-            latency_min_s=latency,
-            runs=3,
-            stop="fixed",
-            memory_mib=4 * arch.unique_params / 2**20,
-            file_bytes=4 * arch.unique_params,
-            peak_rss_mib=1.0,
-            peak_rss_method="fake",
-            build_s=0.0,
-            session_s=0.0,
-            timing_s=0.0,
-            load_avg=0.0,
-            measured_at="now",
-        )
-
-    return measure
-
-
 def test_ctrl_c_then_resume(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     reference_calls: list[str] = []
     monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(reference_calls))
@@ -201,9 +165,9 @@ def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path, lts_home: Path) -
 def test_run_folder_deleted_mid_run(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path) -> None:
     real = evaluation.Evaluator.measure
 
-    def deleting(self, arch, progress=None):  # type: ignore[no-untyped-def]
+    def deleting(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
         shutil.rmtree(lts_home / "runs" / "gone", ignore_errors=True)
-        return real(self, arch, progress)
+        return real(self, arch, kind, progress)
 
     monkeypatch.setattr(evaluation.Evaluator, "measure", deleting)
     result = search(run_cli, "--config", str(tiny), "--name", "gone", "--no-plots")

@@ -19,6 +19,7 @@ from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 from lts_cli.store import SCHEMA_VERSION, Store
 from tests.conftest import TINY, TINY_ARCH, TINY_FAST, assert_user_error, install
+from tests.conftest import fake_measure as make
 
 A_ID = "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402"
 
@@ -81,8 +82,6 @@ def test_training_never_replaces_or_clears_a_folder_lts_did_not_make(run_cli, lt
 
 
 def test_search_only_prunes_pareto_files_it_wrote(run_cli, lts_home: Path, tmp_path: Path, monkeypatch) -> None:
-    from tests.test_cli_search import fake_measure as make
-
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
     calls: list[str] = []
@@ -267,8 +266,6 @@ measure:
 
 @pytest.fixture
 def fake_measure(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    from tests.test_cli_search import fake_measure as make
-
     calls: list[str] = []
     monkeypatch.setattr(evaluation.Evaluator, "measure", make(calls))
     return calls
@@ -287,14 +284,12 @@ def test_a_search_that_fails_before_evaluating_anything_frees_its_name(
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
 
-    def failing(self, arch, progress=None):  # type: ignore[no-untyped-def]
+    def failing(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
         raise LtsError("the measuring machine is on fire")
 
     monkeypatch.setattr(evaluation.Evaluator, "measure", failing)
     assert_user_error(run_cli("search", "--config", str(config), "--name", "n"), "on fire")
     assert not (lts_home / "runs" / "n").exists()
-    from tests.test_cli_search import fake_measure as make
-
     monkeypatch.setattr(evaluation.Evaluator, "measure", make([]))
     done = run_cli("search", "--config", str(config), "--name", "n", "--no-plots")
     assert done.exit_code == 0, done.stderr
@@ -394,7 +389,7 @@ def test_values_from_a_file_name_the_file_and_key(run_cli, tmp_path: Path) -> No
 def test_choices_are_case_insensitive(run_cli) -> None:
     result = run_cli("profile", "--arch", TINY, *TINY_FAST, "--graph", "LOGITS", "--opt-level", "Basic", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["settings"]["graph"] == "logits"
+    assert json.loads(result.stdout)["prefill"]["settings"]["graph"] == "logits"
 
 
 def test_trials_below_the_adaptive_minimum_is_what_the_user_gets(run_cli, tmp_path: Path, fake_measure) -> None:
@@ -409,7 +404,7 @@ def test_trials_below_the_adaptive_minimum_is_what_the_user_gets(run_cli, tmp_pa
 def test_trials_one_times_one_run(run_cli) -> None:
     real = run_cli("profile", "--arch", TINY, "--seq-len", "8", "--trials", "1", "--adaptive", "--json")
     assert real.exit_code == 0, real.stderr
-    assert json.loads(real.stdout)["runs"] == 1 and "below the adaptive minimum" in real.stderr
+    assert json.loads(real.stdout)["prefill"]["runs"] == 1 and "below the adaptive minimum" in real.stderr
 
 
 # ---- 10-13. help, completion, piped output ----------------------------------------------------

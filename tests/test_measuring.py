@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from lts_cli import measuring
+from lts_cli import machine, measuring
 from lts_cli.config import MeasureSettings
 from lts_cli.measuring import PeakRss, latency_stats, t_975, time_runs
 
@@ -81,6 +81,6 @@ def test_peak_rss_sees_a_transient_allocation() -> None:
 
 
 def test_fingerprint_names_the_machine() -> None:
-    fp = measuring.fingerprint()
+    fp = machine.fingerprint()
     assert set(fp) == {"cpu", "cores", "machine", "onnxruntime"}
     assert fp["cores"] >= 1 and fp["cpu"]

@@ -105,6 +105,24 @@ def stage_progress(title: str) -> Iterator[Any]:
         yield update
 
 
+def objective_header(name: str) -> str:
+    from lts_cli import objectives as registry
+
+    o = registry.get(name)
+    return f"{o.short} {'M' if o.unit == 'params' else o.unit}"
+
+
+def objective_cell(name: str, value: float | None) -> str:
+    from lts_cli import objectives as registry
+
+    if value is None:
+        return "-"
+    o = registry.get(name)
+    if o.unit == "params":
+        return f"{value / 1e6:.2f}"
+    return fmt_s(value) if o.unit == "s" else f"{value:.2f}"
+
+
 def fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 

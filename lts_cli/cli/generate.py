@@ -84,15 +84,11 @@ def generate(
         label = str(folder)
         result = generate_onnx(folder, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     else:
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
         loaded = load(model_id, allow_untrained=allow_untrained)
         label = loaded.label
         if loaded.source == "untrained":
             note(f"{loaded.label}: the text below is noise from an untrained model")
-        result = run_generate(loaded, prompt, cfg, on_text if stream else None, note)
+        result = run_generate(loaded, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     if json_out:
         print_json(result)
         return

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
+from lts_cli import objectives as registry
 from lts_cli.cli import complete
 from lts_cli.cli.common import (
     GraphChoice,
@@ -80,13 +81,24 @@ def profile(
     target_ci: Optional[float] = typer.Option(
         None, "--target-ci", help="Relative CI half-width for --adaptive.", show_default=_d("target_ci")
     ),
+    objectives: Optional[str] = typer.Option(
+        None,
+        "--objectives",
+        metavar="LIST",
+        help=f"Comma-separated objectives to show, from: {', '.join(registry.REGISTRY)}.",
+        show_default="all",
+    ),
+    decode_context: Optional[int] = typer.Option(
+        None, "--decode-context", help="Tokens in the KV cache for decode_latency.", show_default=_d("decode_context")
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
-    """Measure non-embedding params, ONNX latency and ONNX memory of one architecture on this machine
-    (or prefill and per-token decode latency of an `lts export` folder)."""
+    """Every objective of one architecture on this machine (or prefill and per-token decode latency
+    of an `lts export` folder): exact ones computed, measured ones cached per machine and settings."""
     from lts_cli.config import load_config
     from lts_cli.evaluation import profile as run_profile
+    from lts_cli.evaluation import profile_objectives
     from lts_cli.gallery import Resolved, entry_for, resolve
     from lts_cli.runtime import is_export
     from lts_cli.space import parse_arch_spec
@@ -109,6 +121,7 @@ def profile(
         adaptive=adaptive,
         min_trials=min_trials,
         target_ci=target_ci,
+        decode_context=decode_context,
     )
     if trials_note := settings.trials_note():
         note(trials_note)
@@ -123,23 +136,41 @@ def profile(
         with open_store() as store:
             target = resolve(ref, store)
 
+    requested = registry.parse(objectives) if objectives is not None else None
+    chosen, left_out = profile_objectives(target.arch, settings, requested)
+    if left_out:
+        note(left_out)
     with stage_progress(target.label[:18]) as progress:
-        m = run_profile(target.arch, settings, use_cache=not no_cache, progress=progress)
+        result = run_profile(target.arch, settings, chosen, use_cache=not no_cache, progress=progress)
     published = target.entry.published() if target.entry else None
-
-    if m.cached:
-        note(f"cached result from {m.measured_at} (same architecture, settings and machine); --no-cache measures again")
-    if published and settings.seq_len != published["latency_seq_len"]:
+    p, d = result.prefill, result.decode
+    for m in (x for x in (p, d) if x is not None and x.cached):
+        note(f"{m.kind}: cached from {m.measured_at} (same arch, settings and machine); --no-cache measures again")
+    if published and p is not None and settings.seq_len != published["latency_seq_len"]:
         seq = published["latency_seq_len"]
         like = f"lts profile {shlex.quote(target.label)} --seq-len {seq}"
         note(f"the published latency was measured at seq {seq}; `{like}` compares like with like")
     if json_out:
         print_json(
-            {"label": target.label, **m.to_dict(), "latency_statistic": "median of timed runs", "published": published}
+            {
+                "label": target.label,
+                "archid": target.arch.archid,
+                "arch": target.arch.to_dict(),
+                "objectives": {name: result.values[name] for name in chosen},
+                "kinds": {name: registry.get(name).kind for name in chosen},
+                "cached": result.cached,
+                "prefill": p.to_dict() if p else None,
+                "decode": d.to_dict() if d else None,
+                "latency_statistic": "median of timed runs",
+                "published": published,
+            }
         )
         return
+    _print_profile(target, settings, chosen, result, published)
 
-    a = target.arch
+
+def _print_profile(target: Any, settings: MeasureSettings, chosen: list[str], result: Any, published: Any) -> None:
+    a, v, p, d = target.arch, result.values, result.prefill, result.decode
     out.print(
         f"[bold]{target.label}[/]  n_layer {a.n_layer}, d_model {a.d_model}, d_inner {a.d_inner}, n_head {a.n_head}"
     )
@@ -150,33 +181,60 @@ def profile(
     table.add_column("")
     table.add_column("this machine", justify="right")
     table.add_column("published", justify="right")
-    table.add_row(
-        "non-embedding params",
-        f"{fmt_params(m.non_embedding_params)} ({m.non_embedding_params:,})",
-        f"{pub['non_embedding_params_m']:.2f}M" if pub else "-",
-    )
-    table.add_row(
-        f"ONNX latency, s (median, seq {settings.seq_len})",
-        fmt_s(m.latency_s),
-        f"{pub['latency_s']:.3f} (seq {pub['latency_seq_len']})" if pub else "-",
-    )
-    ci = f"±{m.latency_ci95_rel:.1%}" if m.latency_ci95_rel is not None else "-"
-    table.add_row("  mean / CV / 95% CI of mean", f"{fmt_s(m.latency_mean_s)} / {m.latency_cv:.1%} / {ci}", "")
-    table.add_row("  timed runs", f"{m.runs} ({m.stop})", "")
-    table.add_row("ONNX memory, MiB (file size)", f"{m.memory_mib:.2f}", f"{pub['memory_mib']:.2f}" if pub else "-")
-    table.add_row("peak RSS while running, MiB", f"{m.peak_rss_mib:.0f}", "")
-    table.add_row("build / session / timing, s", f"{m.build_s:.2f} / {m.session_s:.2f} / {m.timing_s:.2f}", "")
+    rows: dict[str, tuple[str, str, str]] = {
+        "non_embedding_params": (
+            "non-embedding params",
+            f"{fmt_params(int(v['non_embedding_params']))} ({int(v['non_embedding_params']):,})",
+            f"{pub['non_embedding_params_m']:.2f}M" if pub else "-",
+        ),
+        "total_params": ("total params (tied head once)", f"{fmt_params(a.unique_params)} ({a.unique_params:,})", ""),
+        "onnx_memory": (
+            "ONNX memory, MiB (file size)", f"{v['onnx_memory']:.2f}", f"{pub['memory_mib']:.2f}" if pub else "-"
+        ),
+        "onnx_memory_int8": ("ONNX memory int8, MiB (file size)", f"{v.get('onnx_memory_int8', 0):.2f}", ""),
+    }  # fmt: skip
+    for name in chosen:
+        if name in rows:
+            table.add_row(*rows[name])
+    if p is not None:
+        table.add_row(
+            f"ONNX latency, s (median, seq {settings.seq_len})",
+            fmt_s(p.latency_s),
+            f"{pub['latency_s']:.3f} (seq {pub['latency_seq_len']})" if pub else "-",
+        )
+        _timing_rows(table, p)
+        table.add_row("peak RSS while running, MiB", f"{p.peak_rss_mib:.0f}", "")
+    if d is not None:
+        table.add_row(
+            f"decode latency per token, ms (median, context {settings.decode_context})", f"{1000 * d.latency_s:.2f}", ""
+        )
+        _timing_rows(table, d)
     out.print(table)
-    fp = m.fingerprint
-    err.print(
-        f"[dim]{settings.describe()}; {fp['cpu']}, {fp['cores']} cores, onnxruntime {fp['onnxruntime']}, "
-        f"{settings.provider}; load {m.load_avg:.2f}[/]",
-        highlight=False,
+    measured = p or d
+    if measured is not None:
+        fp = measured.fingerprint
+        err.print(
+            f"[dim]{settings.describe()}; {fp['cpu']}, {fp['cores']} cores, onnxruntime {fp['onnxruntime']}, "
+            f"{settings.provider}; load {measured.load_avg:.2f}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _timing_rows(table: Table, m: Any) -> None:
+    ci = f"±{m.latency_ci95_rel:.1%}" if m.latency_ci95_rel is not None else "-"
+    scale, unit = (1000, "ms") if m.kind == "decode" else (1, "s")
+    mean = f"{scale * m.latency_mean_s:.2f}" if m.kind == "decode" else fmt_s(m.latency_mean_s)
+    table.add_row(f"  mean ({unit}) / CV / 95% CI of mean", f"{mean} / {m.latency_cv:.1%} / {ci}", "")
+    table.add_row(
+        "  timed runs; build / session / timing, s",
+        f"{m.runs} ({m.stop}); {m.build_s:.2f} / {m.session_s:.2f} / {m.timing_s:.2f}",
+        "",
     )
 
 
 def _profile_export(folder: Path, settings: Any, json_out: bool) -> None:
-    from lts_cli.evaluation import profile_export
+    from lts_cli.profiling import profile_export
 
     with stage_progress(folder.name[:18]) as progress:
         result = profile_export(folder, settings, progress)

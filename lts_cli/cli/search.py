@@ -9,8 +9,9 @@ import typer
 from rich import box
 from rich.table import Table
 
+from lts_cli import objectives as registry
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, default, fmt_s, note, out, print_json
+from lts_cli.cli.common import bar_progress, default, note, objective_cell, objective_header, out, print_json
 from lts_cli.config import SearchConfig
 
 app = typer.Typer(
@@ -78,6 +79,19 @@ def search(
     target_ci: Optional[float] = typer.Option(
         None, "--target-ci", help="Relative CI half-width for --adaptive.", show_default=_d("measure.target_ci")
     ),
+    objectives: Optional[str] = typer.Option(
+        None,
+        "--objectives",
+        metavar="LIST",
+        help=f"Comma-separated objectives, from: {', '.join(registry.REGISTRY)}.",
+        show_default=",".join(registry.DEFAULT),
+    ),
+    decode_context: Optional[int] = typer.Option(
+        None,
+        "--decode-context",
+        help="Tokens in the KV cache for decode_latency.",
+        show_default=_d("measure.decode_context"),
+    ),
     name: Optional[str] = typer.Option(
         None, "--name", help="Run name (a folder under the workspace's runs/).", show_default="date-time-seedN"
     ),
@@ -115,6 +129,8 @@ def search(
         "measure.adaptive": adaptive,
         "measure.min_trials": min_trials,
         "measure.target_ci": target_ci,
+        "measure.decode_context": decode_context,
+        "objectives": registry.parse(objectives) if objectives is not None else None,
     }
     job = prepare(name, resume, config, flags)
     if job.state is not None:
@@ -171,9 +187,9 @@ class _SearchProgress:
         self.live.update(self.archs, description=f"{self.current} {detail}")
 
 
-def _front_table(rows: list[dict[str, Any]], title: str) -> Table:
+def _front_table(rows: list[dict[str, Any]], objectives: list[str], title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
-    for col in ("archid", "L", "d_model", "d_inner", "heads", "params M", "latency s", "memory MiB"):
+    for col in ("archid", "L", "d_model", "d_inner", "heads", *(objective_header(o) for o in objectives)):
         table.add_column(col, justify="left" if col == "archid" else "right", no_wrap=col == "archid")
     for r in rows:
         table.add_row(
@@ -182,9 +198,7 @@ def _front_table(rows: list[dict[str, Any]], title: str) -> Table:
             str(r["d_model"]),
             str(r["d_inner"]),
             str(r["n_head"]),
-            f"{r['non_embedding_params'] / 1e6:.2f}",
-            fmt_s(r.get("onnx_latency")),
-            f"{r['onnx_memory']:.2f}" if r.get("onnx_memory") is not None else "-",
+            *(objective_cell(o, r.get(o)) for o in objectives),
         )
     return table
 
@@ -196,7 +210,10 @@ def _print_result(name: str, path: Path, found: Any, state: Any, json_out: bool)
     if json_out:
         print_json({**data, "path": str(path)})
         return
-    out.print(_front_table(data["front"], f"Pareto front of {name} ({len(data['front'])} of {len(state.records)})"))
+    front = data["front"]
+    out.print(
+        _front_table(front, list(data["objectives"]), f"Pareto front of {name} ({len(front)} of {len(state.records)})")
+    )
     t = data["timings"]
     out.print(
         f"hypervolume {data['hypervolume']['per_generation'][-1]:.4f}; {t['evaluated']} evaluated "
@@ -209,24 +226,9 @@ def _print_result(name: str, path: Path, found: Any, state: Any, json_out: bool)
 @app.command("list")
 def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the runs as JSON.")) -> None:
     """List past search runs, newest first."""
-    from lts_cli.runs import list_runs
+    from lts_cli.runs import listing
 
-    rows = []
-    for run in list_runs():
-        s = run.summary() or {}
-        state = run.state()
-        rows.append(
-            {
-                "name": run.name,
-                "path": str(run.path),
-                "status": "finished" if state and state.finished else "incomplete",
-                "generations_done": s.get("generations_done", 0),
-                "generations": run.config().generations,
-                "evaluated": len(state.records) if state else 0,
-                "pareto_size": len(s.get("front", [])),
-                "hypervolume": (s.get("hypervolume", {}).get("per_generation") or [None])[-1],
-            }
-        )
+    rows = listing()
     if json_out:
         print_json(rows)
         return
@@ -234,9 +236,12 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the runs
         note("no search runs yet; start one with `lts search`")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
-    for col in ("run", "status", "generations", "evaluated", "Pareto", "hypervolume"):
-        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for col in ("run", "status", "generations", "evaluated", "Pareto", "hypervolume", "objectives"):
+        table.add_column(col, justify="left" if col in ("run", "status", "objectives") else "right")
     for r in rows:
+        if r["status"] == "damaged":
+            table.add_row(r["name"], "damaged", "-", "-", "-", "-", r["problem"])
+            continue
         hv = f"{r['hypervolume']:.4f}" if r["hypervolume"] is not None else "-"
         table.add_row(
             r["name"],
@@ -245,6 +250,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print the runs
             str(r["evaluated"]),
             str(r["pareto_size"]),
             hv,
+            ",".join(registry.get(o).short for o in r["objectives"]),
         )
     out.print(table)
 
@@ -257,24 +263,18 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Show a run's Pareto front, hypervolume per generation and outputs."""
-    from lts_cli.errors import LtsError
-    from lts_cli.runs import RunFolder
+    from lts_cli.runs import finished_summary
 
-    run = RunFolder.open(run_name)
-    data = run.summary()
-    if data is None:
-        raise LtsError(
-            f"run {run_name!r} has not finished a generation yet; `lts search --resume {run_name}` continues it"
-        )
+    data = finished_summary(run_name)
     if json_out:
-        print_json({**data, "path": str(run.path)})
+        print_json(data)
         return
-    out.print(_front_table(data["front"], f"Pareto front of {run_name} ({data['status']})"))
+    out.print(_front_table(data["front"], list(data["objectives"]), f"Pareto front of {run_name} ({data['status']})"))
     hv = ", ".join(f"{v:.4f}" for v in data["hypervolume"]["per_generation"])
     out.print(f"hypervolume per generation: {hv}", highlight=False)
     t = data["timings"]
     out.print(
         f"{data['generations_done']}/{data['generations']} generations, {t['evaluated']} evaluated "
-        f"({t['cached']} cached), {t['search_wall_s']:.0f} s; outputs: {run.path}",
+        f"({t['cached']} cached), {t['search_wall_s']:.0f} s; outputs: {data['path']}",
         highlight=False,
     )

@@ -1,0 +1,122 @@
+"""The package's layer order (DESIGN.md): imports only go up the table, no cycles, and the pure
+modules and light commands load no heavy library."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "lts_cli"
+
+# The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
+LAYERS = {
+    0: {"errors", "space", "pareto", "config", "search", "objectives", "machine"},
+    1: {"workspace", "store", "gallery"},
+    2: {"gpt2_onnx", "measuring", "runtime", "modeling", "data", "hub"},
+    3: {"evaluation", "profiling", "exporting", "training", "generation"},
+    4: {"runs", "plots"},
+    5: {"cli", "__main__", "__init__"},
+}
+PURE = sorted(LAYERS[0] | {"workspace", "store", "gallery"})
+HEAVY = ("torch", "transformers", "onnx", "onnxruntime")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return "cli" if parts[0] == "cli" else parts[0]
+
+
+def _target(dotted: str) -> str | None:
+    """The module of lts_cli that `dotted` (lts_cli.x, lts_cli.x.y, lts_cli.cli.z) lives in, if any."""
+    parts = dotted.split(".")
+    if parts[0] != "lts_cli" or len(parts) < 2:
+        return None
+    if parts[1] == "cli":
+        return "cli"
+    return parts[1] if (PACKAGE / f"{parts[1]}.py").exists() else None
+
+
+def imports() -> dict[str, set[str]]:
+    """module -> the lts_cli modules it imports anywhere (inside functions too)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module(path)
+        found = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                dotted = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                dotted = [a.name for a in node.names]
+            else:
+                continue
+            found.update(t for t in map(_target, dotted) if t is not None)
+        found.discard(name)
+    return graph
+
+
+def test_every_module_has_a_layer() -> None:
+    placed = set().union(*LAYERS.values())
+    assert set(imports()) <= placed, set(imports()) - placed
+
+
+def test_imports_only_go_up_the_layers() -> None:
+    layer = {m: n for n, modules in LAYERS.items() for m in modules}
+    wrong = [
+        f"{m} (layer {layer[m]}) imports {t} (layer {layer[t]})"
+        for m, targets in imports().items()
+        for t in targets
+        if layer[t] > layer[m]
+    ]
+    assert not wrong, wrong
+
+
+def test_no_import_cycles() -> None:
+    graph = imports()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target] if target in path else [node, target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def _loaded_after(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LTS_HOME": os.environ.get("LTS_HOME", "/tmp/lts-test-home")},
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_load_no_heavy_library(module: str) -> None:
+    loaded = _loaded_after(f"import lts_cli.{module}")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_gallery_list_loads_no_onnxruntime_or_torch(lts_home: Path) -> None:
+    loaded = _loaded_after(
+        "import sys; sys.argv = ['lts', 'gallery', 'list', '--json']\n"
+        "from lts_cli.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass"
+    )
+    assert "lts_cli.gallery" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
