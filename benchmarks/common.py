@@ -8,22 +8,26 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
 
-def run_lts(home: str, *args: str) -> tuple[str, float, float, list[float]]:
+def run_lts(home: str, *args: str, source: Path | None = None) -> tuple[str, float, float, list[float]]:
     """`python -m lts_cli ARGS` with LTS_HOME=home: (stdout, wall s, peak RSS MiB, RSS samples MiB).
+    `source`: a folder holding another version's `lts_cli` package, run instead of this checkout.
 
     The peak is the larger of the kernel's high-water mark at exit and the RSS sampled every 0.2 s:
     lts resets the high-water mark before each measurement (to report per-architecture peaks), so
     for a process that measures many architectures the kernel's figure covers only the last one.
     """
     env = {**os.environ, "LTS_HOME": home}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lts_cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env
+            [sys.executable, "-m", "lts_cli", *args], stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=source
         )
         samples: list[float] = []
         done = threading.Event()

@@ -184,7 +184,8 @@ def front_report(name: str) -> list[dict[str, Any]]:
         rows = []
         for member in summary["front"]:
             arch = Arch(**{k: member[k] for k in ARCH_FIELDS})
-            rows.append({**arch_row(arch.archid, arch, None, store), "run": name})
+            values = {o: member.get(o) for o in summary["objectives"]}
+            rows.append({**arch_row(arch.archid, arch, None, store), "run": name, "run_values": values})
         return rows
 
 

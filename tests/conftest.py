@@ -18,6 +18,28 @@ TINY_FAST = ["--seq-len", "16", "--trials", "3", "--warmup", "1"]
 # A tiny trainable GPT-2 (with the real 50257-token vocabulary) and a quick training recipe.
 TINY_ARCH = {"n_layer": 1, "d_model": 32, "d_inner": 64, "n_head": 2, "n_positions": 128}
 QUICK = ["--seq-len", "64", "--batch-size", "8", "--warmup-steps", "5", "--lr", "5e-3"]
+# A search over tiny architectures: 3 generations of a few archs that measure in milliseconds.
+TINY_SEARCH = """
+generations: 3
+init_models: 3
+random_mix: 2
+crossovers: 2
+max_unseen: 4
+min_params: 0
+space:
+  n_layer: [1, 2]
+  d_model: [32, 64]
+  d_inner: [32, 64, 96]
+  n_head: [2, 4]
+  vocab_size: 256
+  n_positions: 32
+measure:
+  seq_len: 16
+  decode_context: 16
+  warmup: 1
+  trials: 3
+  adaptive: false
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -52,13 +74,27 @@ def assert_user_error(result, *fragments: str, code: int = 1) -> None:  # type: 
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token cache for every test that trains: the corpus is tokenized once per session."""
+    return tmp_path_factory.mktemp("tokens")
+
+
+@pytest.fixture
+def shared_tokens(lts_home: Path, token_cache: Path) -> None:
+    lts_home.mkdir(parents=True, exist_ok=True)
+    (lts_home / "tokens").symlink_to(token_cache, target_is_directory=True)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, token_cache: Path) -> tuple[Path, dict]:
     """One tiny model trained once through the CLI for the whole test session: (model folder, metrics)."""
     from typer.testing import CliRunner
 
     from lts_cli.cli import app
 
     root = tmp_path_factory.mktemp("trained")
+    (root / "home").mkdir()
+    (root / "home" / "tokens").symlink_to(token_cache, target_is_directory=True)
     arch = root / "tiny.json"
     arch.write_text(json.dumps(TINY_ARCH))
     config = root / "train.yaml"

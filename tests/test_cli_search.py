@@ -11,28 +11,7 @@ from pathlib import Path
 import pytest
 
 from lts_cli import evaluation, workspace
-from tests.conftest import assert_user_error, fake_measure
-
-TINY_SEARCH = """
-generations: 3
-init_models: 3
-random_mix: 2
-crossovers: 2
-max_unseen: 4
-min_params: 0
-space:
-  n_layer: [1, 2]
-  d_model: [32, 64]
-  d_inner: [32, 64, 96]
-  n_head: [2, 4]
-  vocab_size: 256
-  n_positions: 32
-measure:
-  seq_len: 16
-  warmup: 1
-  trials: 3
-  adaptive: false
-"""
+from tests.conftest import TINY_SEARCH, assert_user_error, fake_measure
 
 
 @pytest.fixture
@@ -59,6 +38,7 @@ def search(run_cli, *args: str):  # type: ignore[no-untyped-def]
     return run_cli("search", *args)
 
 
+@pytest.mark.slow  # measures with ONNX Runtime
 def test_search_writes_every_output(run_cli, tiny: Path, lts_home: Path, count_measures: list[str]) -> None:
     result = search(run_cli, "--config", str(tiny), "--name", "t1", "--seed", "3")
     assert result.exit_code == 0, result.stderr
@@ -163,7 +143,7 @@ def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path, lts_home: Path) -
 
 
 def test_run_folder_deleted_mid_run(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path) -> None:
-    real = evaluation.Evaluator.measure
+    real = fake_measure([])
 
     def deleting(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
         shutil.rmtree(lts_home / "runs" / "gone", ignore_errors=True)
@@ -188,6 +168,7 @@ def test_full_disk_while_writing_a_generation(
         real_write(path, data)
 
     monkeypatch.setattr(workspace, "atomic_write_bytes", filling)
+    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure([]))
     result = search(run_cli, "--config", str(tiny), "--name", "full", "--no-plots")
     assert_user_error(result, "No space left on device", "free some space", "lts search --resume full")
     run = lts_home / "runs" / "full"

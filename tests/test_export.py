@@ -12,6 +12,8 @@ import pytest
 from lts_cli.space import Arch
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
+pytestmark = pytest.mark.slow  # trains or exports models
+
 
 def export_json(run_cli, *args: str) -> dict:  # type: ignore[no-untyped-def]
     result = run_cli("export", *args, "--json")

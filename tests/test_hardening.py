@@ -18,7 +18,7 @@ from lts_cli import evaluation
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 from lts_cli.store import SCHEMA_VERSION, Store
-from tests.conftest import TINY, TINY_ARCH, TINY_FAST, assert_user_error, install
+from tests.conftest import TINY, TINY_ARCH, TINY_FAST, TINY_SEARCH, assert_user_error, install
 from tests.conftest import fake_measure as make
 
 A_ID = "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402"
@@ -40,6 +40,7 @@ def snapshot(path: Path) -> dict[str, bytes]:
 # ---- 1. lts deletes only what it can prove it created ----------------------------------------
 
 
+@pytest.mark.slow  # builds and exports a model with transformers
 def test_export_force_never_deletes_a_folder_lts_did_not_make(run_cli, tiny_model: Path, tmp_path: Path) -> None:
     mine = tmp_path / "my-folder"
     before = user_folder(mine)
@@ -99,7 +100,7 @@ def test_search_only_prunes_pareto_files_it_wrote(run_cli, lts_home: Path, tmp_p
 
 @pytest.mark.slow
 def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_one(
-    lts_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lts_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_tokens: None
 ) -> None:
     import transformers
 
@@ -243,26 +244,6 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path, monkeypatc
 
 # ---- 4. a search that evaluated nothing leaves no folder behind -------------------------------
 
-TINY_SEARCH = """
-generations: 2
-init_models: 3
-random_mix: 2
-crossovers: 2
-max_unseen: 4
-min_params: 0
-space:
-  n_layer: [1, 2]
-  d_model: [32, 64]
-  d_inner: [32, 64, 96]
-  n_head: [2, 4]
-  vocab_size: 256
-  n_positions: 32
-measure:
-  seq_len: 16
-  warmup: 1
-  trials: 3
-"""
-
 
 @pytest.fixture
 def fake_measure(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -318,6 +299,7 @@ def test_the_like_for_like_hint_is_runnable(run_cli, tmp_path: Path) -> None:
 # ---- 6, 7. generation: never fewer tokens in silence, nothing on stdout when it fails ----------
 
 
+@pytest.mark.slow  # builds and exports a model with transformers
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_generation_says_when_the_context_cuts_it_short(run_cli, tiny_model: Path, tmp_path: Path, backend) -> None:
     model = tmp_path / "model"
@@ -334,6 +316,7 @@ def test_generation_says_when_the_context_cuts_it_short(run_cli, tiny_model: Pat
     assert f"leaves room for {room} of the 50 new tokens" in result.stderr
 
 
+@pytest.mark.slow  # builds and exports a model with transformers
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_a_refused_prompt_prints_nothing_on_stdout(run_cli, tiny_model: Path, tmp_path: Path, backend) -> None:
     import shutil
@@ -524,6 +507,7 @@ def test_messages_fit_the_command(run_cli, lts_home: Path) -> None:
     assert "to generate" not in export.stderr
 
 
+@pytest.mark.slow  # builds and exports a model with transformers
 def test_an_onnx_folder_given_to_the_torch_backend(run_cli, tiny_model: Path, tmp_path: Path) -> None:
     folder = tmp_path / "onnx"
     assert run_cli("export", str(tiny_model), "-o", str(folder)).exit_code == 0
@@ -544,6 +528,7 @@ def test_an_unreachable_hub_fails_fast(run_cli, monkeypatch: pytest.MonkeyPatch)
     from huggingface_hub import constants
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as read when huggingface_hub was imported
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     start = time.perf_counter()
     assert_user_error(run_cli("generate", "nobody/no-such-model", "hi"), "Hugging Face Hub is unreachable")
@@ -564,6 +549,7 @@ def test_local_errors_are_not_reported_as_hub_errors(run_cli, tmp_path: Path) ->
 # ---- 16. LTS_DEBUG=1 keeps the cause -----------------------------------------------------------
 
 
+@pytest.mark.slow  # builds and exports a model with transformers
 def test_the_cause_is_kept_for_lts_debug(tiny_model: Path, tmp_path: Path, lts_home: Path) -> None:
     model = install(tiny_model, lts_home, "damaged")
     (model / "model.safetensors").write_bytes(b"\x00" * 64)

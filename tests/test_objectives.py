@@ -15,29 +15,7 @@ from lts_cli.config import SearchConfig
 from lts_cli.errors import LtsError
 from lts_cli.plots import plot_names
 from lts_cli.space import Arch
-from tests.conftest import TINY_ARCH, assert_user_error
-
-TINY_SEARCH = """
-generations: 2
-init_models: 3
-random_mix: 2
-crossovers: 2
-max_unseen: 4
-min_params: 0
-space:
-  n_layer: [1, 2]
-  d_model: [32, 64]
-  d_inner: [32, 64, 96]
-  n_head: [2, 4]
-  vocab_size: 256
-  n_positions: 32
-measure:
-  seq_len: 16
-  decode_context: 16
-  warmup: 1
-  trials: 3
-  adaptive: false
-"""
+from tests.conftest import TINY_ARCH, TINY_SEARCH, assert_user_error
 
 
 def test_the_published_default_is_unchanged() -> None:

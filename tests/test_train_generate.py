@@ -17,6 +17,8 @@ from lts_cli.errors import LtsError
 from lts_cli.gallery import resolve
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
+pytestmark = pytest.mark.slow  # trains or exports models
+
 
 def test_training_learns_and_writes_a_complete_model(trained: tuple[Path, dict]) -> None:
     folder, metrics = trained
@@ -58,7 +60,7 @@ def test_generate_streams_and_seeds(run_cli, trained: tuple[Path, dict], lts_hom
     assert many.stdout.count("--- sample") == 2
 
 
-def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path) -> None:
+def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path, shared_tokens: None) -> None:
     target = resolve(str(_arch_file(lts_home)))
     config = TrainConfig(
         max_steps=12, batch_size=4, seq_len=32, warmup_steps=2, eval_every=100, save_every=5, eval_batches=2
@@ -103,8 +105,7 @@ def _arch_file(home: Path) -> Path:
     return path
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes(lts_home: Path) -> None:
+def test_torchrun_two_processes(lts_home: Path, shared_tokens: None) -> None:
     arch = _arch_file(lts_home)
     config = lts_home.parent / "t.yaml"
     config.write_text("eval_batches: 2\n")

@@ -15,8 +15,8 @@ from lts_cli.cli.common import bar_progress, default, note, objective_cell, obje
 from lts_cli.config import SearchConfig
 
 app = typer.Typer(
-    help="Run the Lightweight Transformer Search: an evolutionary Pareto search over non-embedding "
-    "parameters (max), ONNX latency and ONNX memory (min) measured on this machine.",
+    help="Run the Lightweight Transformer Search: an evolutionary Pareto search over the chosen objectives "
+    "(default: non-embedding parameters, max; ONNX latency and ONNX memory, min) measured on this machine.",
 )
 
 
