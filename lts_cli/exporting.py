@@ -27,7 +27,7 @@ import numpy as np
 
 from lts_cli import __version__, workspace
 from lts_cli.errors import LtsError, UsageError
-from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, load
+from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, generation_defaults, load, save_tokenizer, write_card
 from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
 from lts_cli.space import Arch
 
@@ -46,13 +46,14 @@ class ExportResult:
 
 
 def default_output(loaded: LoadedModel, past: bool, quantize: str | None, optimize: bool) -> Path:
-    """Beside the model it came from (workspace models and folders), else in the workspace's exports/."""
+    """Beside the model it came from (workspace models and folders), else in the workspace's exports/
+    (pulled and Hub models: the Hub cache is huggingface_hub's, not ours to write into)."""
     name = "onnx" + ("-int8" if quantize else "") + ("" if past else "-nopast") + ("-opt" if optimize else "")
-    if loaded.path is not None:
+    if loaded.path is not None and loaded.source in ("workspace", "folder"):
         return loaded.path / name
     stem = loaded.label.split(" ")[0].replace("/", "--")
     suffix = "-untrained" if loaded.source == "untrained" else ""
-    return workspace.ensure_home() / "exports" / f"{stem}{suffix}" / name
+    return workspace.exports_dir() / f"{stem}{suffix}" / name
 
 
 def export(
@@ -91,9 +92,8 @@ def export(
         del built, weights
         fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
         loaded.model.config.save_pretrained(tmp)
-        if getattr(loaded.model, "generation_config", None) is not None:
-            loaded.model.generation_config.save_pretrained(tmp)
-        loaded.tokenizer.save_pretrained(tmp)
+        _generation_config(loaded, arch).save_pretrained(tmp)
+        save_tokenizer(loaded.tokenizer, tmp, arch.n_positions)
         workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
         emit("validating against PyTorch")
         validation = validate(tmp, loaded, arch, past, quantize)
@@ -112,8 +112,37 @@ def export(
             "validation": validation,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        _card(tmp, loaded, arch, info)
         workspace.atomic_write_json(tmp / INFO_FILE, info)
     return ExportResult(target, info)
+
+
+def _generation_config(loaded: LoadedModel, arch: Arch) -> Any:
+    """The source model's own generation_config.json when its folder has one, else lts's defaults."""
+    if loaded.path is not None and (loaded.path / "generation_config.json").is_file():
+        return loaded.model.generation_config
+    eos = loaded.tokenizer.eos_token_id if loaded.tokenizer.eos_token_id is not None else 50256
+    return generation_defaults(eos, arch.n_positions)
+
+
+def _card(folder: Path, loaded: LoadedModel, arch: Arch, info: dict[str, Any]) -> None:
+    v = info["validation"]
+    diffs = ", ".join(
+        f"{k.split('_')[0]} {v[k]:.1e}" for k in ("prefill_max_abs_diff", "decode_max_abs_diff") if k in v
+    )
+    facts = [
+        ("source", f"{loaded.label} ({loaded.source})"),
+        ("graph", f"{info['graph']}, {info['dtype']}, opset {info['opset']}, {info['file_bytes'] / 2**20:.2f} MiB"),
+        ("validated against PyTorch", f"max abs logit difference {diffs}"),
+    ]
+    if "int8_perplexity" in v:
+        facts.append(
+            ("perplexity, held-out Shakespeare", f"fp32 {v['fp32_perplexity']:.2f}, int8 {v['int8_perplexity']:.2f}")
+        )
+    use = """With ONNX Runtime through optimum (`ORTModelForCausalLM.from_pretrained(folder)`), or with lts:
+`lts generate FOLDER "ROMEO:" --backend onnx` and `lts profile FOLDER` for its latency on this machine."""
+    about = f"An ONNX export by `lts export` of {loaded.label}" + (" (random weights)." if info["untrained"] else ".")
+    write_card(folder, f"{loaded.label} (ONNX, {info['dtype']})", arch, about, facts, use)
 
 
 def _check_supported(config: Any, label: str) -> None:

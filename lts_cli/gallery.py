@@ -150,11 +150,31 @@ def arch_row(
 
 
 def gallery_report() -> list[dict[str, Any]]:
-    """The published gallery as data, with this machine's measurements."""
+    """The published gallery as data, with this machine's measurements and what the workspace has of
+    each model: trained here, the pre-trained one pulled from the Hub, exports."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        return [gallery_row(e, store=store) for e in entries()]
+        return [{**gallery_row(e, store=store), "local": local_copies(e.id)} for e in entries()]
+
+
+def local_copies(model_id: str) -> dict[str, Any]:
+    """Whether `model_id` is trained here and pulled (with its files in the Hub cache), and its exports."""
+    from lts_cli import workspace
+
+    home = workspace.home()
+    record = home / "pulled" / f"{model_id}.json"
+    pulled = False
+    if record.is_file():
+        try:
+            pulled = (Path(json.loads(record.read_text(encoding="utf-8"))["path"]) / "config.json").is_file()
+        except (OSError, ValueError, KeyError, TypeError):
+            pulled = False
+    places = (home / "models" / model_id, home / "exports" / model_id, home / "exports" / f"{model_id}-untrained")
+    exports = [str(p) for place in places if place.is_dir() for p in sorted(place.iterdir())
+               if (p / workspace.EXPORT_MARKER).is_file()]  # fmt: skip
+    trained = (home / "models" / model_id / workspace.TRAINED_MARKER).is_file()
+    return {"trained": trained, "pulled": pulled, "exports": exports}
 
 
 def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:
@@ -170,7 +190,8 @@ def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:
 
 def _preferred(measured: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The measurement to show beside the published one: like-for-like (seq 192, batch 1) first."""
-    for m in measured:
+    prefill = [m for m in measured if m.get("kind", "prefill") == "prefill"]
+    for m in prefill:
         if m["settings"]["seq_len"] == PUBLISHED_LATENCY_SEQ_LEN and m["settings"]["batch_size"] == 1:
             return m
-    return measured[0] if measured else None
+    return prefill[0] if prefill else None

@@ -4,6 +4,7 @@ loading a model from a workspace id, a folder, an architecture or the Hugging Fa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,18 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     label: str
-    source: str  # workspace | folder | hub | untrained
+    source: str  # workspace | folder | pulled | hub | untrained
     path: Path | None = None
 
 
-def load(ref: str, allow_untrained: bool = False) -> LoadedModel:
-    """A trained workspace model (id or unique prefix), a model folder, an untrained architecture
-    (with `allow_untrained`), or a Hugging Face Hub id, tried in that order. Only "no such thing"
-    moves on to the next kind; any other problem (an ambiguous prefix, a broken file) is the answer."""
+def load(ref: str, allow_untrained: bool = False, on_note: Callable[[str], None] | None = None) -> LoadedModel:
+    """A trained workspace model (id or unique prefix), a model folder, an architecture (its model
+    trained here, else for a gallery id the published pre-trained one, pulled from the Hub when it
+    is not in the Hub cache yet, else random weights with `allow_untrained`), or a Hugging Face Hub
+    id, tried in that order. Only "no such thing" moves on to the next kind; any other problem (an
+    ambiguous prefix, a broken file, the Hub out of reach) is the answer."""
+    from lts_cli import pretrained
+
     path = Path(ref).expanduser()
     if path.is_dir():
         return _from_folder(path, str(path), "folder")
@@ -75,6 +80,13 @@ def load(ref: str, allow_untrained: bool = False) -> LoadedModel:
         trained = workspace.models_dir() / model_id_for(target)
         if trained.is_dir():
             return _from_folder(trained, trained.name, "workspace")
+        entry = target.entry
+        pulled = pretrained.registered(entry.id) if entry else None
+        if pulled is not None and pretrained.present(pulled):
+            return _from_pulled(pulled)
+        if entry is not None and not allow_untrained:
+            also = "or add --allow-untrained to use random weights"
+            return _from_pulled(pretrained.pull(entry, on_note=on_note, alternatives=also))
         if not allow_untrained:
             raise LtsError(
                 f"{target.label} is an architecture without a trained model: `lts train {target.label}` first, "
@@ -84,6 +96,12 @@ def load(ref: str, allow_untrained: bool = False) -> LoadedModel:
     if _HUB_ID.match(ref):
         return _from_hub(ref)
     raise NotFound(f"{ref!r} is not a workspace model, a model folder, a known architecture or a Hugging Face Hub id")
+
+
+def _from_pulled(pulled: Any) -> LoadedModel:
+    """A pre-trained gallery model from the Hub cache, with the tokenizer its pull chose."""
+    tokenizer_dir = Path(pulled.tokenizer_path) if pulled.tokenizer_path else None
+    return _from_folder(pulled.folder(), pulled.id, "pulled", tokenizer_dir=tokenizer_dir)
 
 
 def workspace_model(ref: str) -> Path | None:
@@ -112,7 +130,7 @@ def _architecture(ref: str) -> Resolved | None:
         return None
 
 
-def _from_folder(folder: Path, label: str, source: str) -> LoadedModel:
+def _from_folder(folder: Path, label: str, source: str, tokenizer_dir: Path | None = None) -> LoadedModel:
     import transformers
 
     from lts_cli.runtime import EXPORT_FILE
@@ -136,7 +154,7 @@ def _from_folder(folder: Path, label: str, source: str) -> LoadedModel:
         raise LtsError(
             f"cannot load the weights in {folder} ({type(exc).__name__}: {first_line(exc)}); the file is damaged"
         ) from exc
-    return LoadedModel(model.eval(), _tokenizer_for(folder, model), label, source, folder)
+    return LoadedModel(model.eval(), _tokenizer_for(tokenizer_dir or folder, model), label, source, folder)
 
 
 def _check_arch(folder: Path, config: Any) -> None:
@@ -211,3 +229,74 @@ def quiet(transformers: Any) -> None:
     """No progress bars or warnings from transformers on stderr (lts reports its own)."""
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+
+
+# ---- the Hub's conventions for model folders ------------------------------------------------------
+
+
+def generation_defaults(eos_token_id: int, n_positions: int) -> Any:
+    """lts's sampling defaults as a transformers GenerationConfig, so that a plain
+    `pipeline("text-generation", folder)` samples like `lts generate`. transformers does not stop at
+    the end of the context, so a model of fewer than 256 positions gets half its context as new tokens."""
+    import transformers
+
+    from lts_cli.config import GenerateConfig
+
+    d = GenerateConfig()
+    return transformers.GenerationConfig(
+        do_sample=not d.greedy,
+        temperature=d.temperature,
+        top_p=d.top_p,
+        max_new_tokens=min(d.max_new_tokens, n_positions // 2),
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=eos_token_id,
+    )
+
+
+def save_tokenizer(tokenizer: Any, folder: Path, n_positions: int) -> None:
+    """The tokenizer files, saved with `model_max_length` = the model's context (not 10^9)."""
+    before = tokenizer.model_max_length
+    tokenizer.model_max_length = n_positions
+    try:
+        tokenizer.save_pretrained(folder)
+    finally:
+        tokenizer.model_max_length = before
+
+
+def write_card(folder: Path, title: str, arch: Arch, about: str, facts: list[tuple[str, str]], use: str) -> None:
+    """A README.md model card in the Hub's format: metadata, architecture, facts, how to use it."""
+    rows = "\n".join(f"| {name} | {value} |" for name, value in facts)
+    text = f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags:
+- gpt2
+- lts
+- lightweight-transformer-search
+---
+
+# {title}
+
+{about}
+
+## Architecture
+
+| n_layer | d_model | d_inner | n_head | vocab_size | n_positions | non-embedding params | all params (tied head once) |
+|---|---|---|---|---|---|---|---|
+| {arch.n_layer} | {arch.d_model} | {arch.d_inner} | {arch.n_head} | {arch.vocab_size} | {arch.n_positions} \
+| {arch.non_embedding_params:,} | {arch.unique_params:,} |
+
+Architecture id `{arch.archid}` (`arch.json`, the gallery's config layout).
+
+## Details
+
+| | |
+|---|---|
+{rows}
+
+## Use
+
+{use}
+"""
+    workspace.atomic_write_text(folder / "README.md", text)

@@ -11,6 +11,7 @@ import numpy as np
 
 from lts_cli.config import MeasureSettings
 from lts_cli.errors import LtsError, first_line
+from lts_cli.workspace import EXPORT_MARKER
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from lts_cli.gpt2_onnx import OnnxGpt2
 
 EXPORT_FILE = "model.onnx"
-INFO_FILE = "export.json"  # how an export was made and validated; marks a folder as an lts export
+INFO_FILE = EXPORT_MARKER  # how an export was made and validated; marks a folder as an lts export
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",

@@ -172,6 +172,10 @@ class Store:
             ),
         )
 
+    def count_measurements(self) -> int:
+        with self._reading("measurements"):
+            return int(self._conn.execute("SELECT count(*) FROM measurements").fetchone()[0])
+
     def measurements_for(self, archid: str, fingerprint: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Cached results for `archid`, newest first; only this machine's when `fingerprint` is given."""
         with self._reading("measurements"):

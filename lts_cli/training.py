@@ -34,13 +34,13 @@ from lts_cli.config import TrainConfig, as_plain
 from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, files_corpus, hub_corpus, tokenize
 from lts_cli.errors import LtsError
 from lts_cli.gallery import Resolved
-from lts_cli.modeling import gpt2_config, model_id_for
+from lts_cli.modeling import generation_defaults, gpt2_config, model_id_for, save_tokenizer, write_card
 from lts_cli.space import Arch
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 TOKENIZER_VOCAB = 50257
-METRICS_FILE = "metrics.json"  # written last into a finished model folder: marks it as trained by lts
-SIGNATURE_FILE = "train.json"  # the settings of an unfinished training: marks its work folder as lts's
+METRICS_FILE = workspace.TRAINED_MARKER  # written last into a finished model folder
+SIGNATURE_FILE = workspace.TRAINING_MARKER  # the settings of an unfinished training, in its work folder
 CHECKPOINT_RECORD = "lts-checkpoint.json"
 
 
@@ -280,18 +280,47 @@ def _ppl(loss: float | None) -> float | None:
 
 
 def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any], final: Path, work: Path) -> None:
-    """Write the model folder beside its final place, then rename it there (never half a model)."""
+    """Write the model folder beside its final place, then rename it there (never half a model). The
+    folder follows the Hub's conventions: a model card, lts's sampling defaults in
+    generation_config.json, and a tokenizer that knows the model's context."""
     import yaml
 
     from lts_cli.data import tokenizer
 
     with workspace.staged_folder(final, METRICS_FILE) as tmp:
+        model.generation_config = generation_defaults(TOKENIZER_VOCAB - 1, arch.n_positions)
         model.save_pretrained(tmp)
-        tokenizer().save_pretrained(tmp)
+        save_tokenizer(tokenizer(), tmp, arch.n_positions)
         workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
         workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
+        _card(tmp, final.name, arch, config, metrics)
         workspace.atomic_write_json(tmp / METRICS_FILE, metrics)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _card(folder: Path, model_id: str, arch: Arch, config: TrainConfig, metrics: dict[str, Any]) -> None:
+    def ppl(key: str) -> str:
+        return f"{metrics[key]:,.2f}" if metrics.get(key) is not None else "-"
+
+    facts = [
+        ("training data", f"{metrics['corpus']} ({metrics['corpus_tokens'].get('train', 0):,} training tokens)"),
+        ("training", f"{metrics['steps']:,} steps, {metrics['tokens_seen']:,} tokens, sequence {config.seq_len}"),
+        ("optimizer", f"AdamW, lr {config.lr:g}, {config.lr_scheduler} schedule, {config.warmup_steps} warm-up steps"),
+        ("validation perplexity", ppl("val_perplexity")),
+        ("test perplexity", ppl("test_perplexity")),
+        ("perplexity before training", ppl("initial_val_perplexity")),
+    ]
+    use = f"""With transformers (samples with lts's defaults: temperature 0.8, top-p 0.95, 128 new tokens):
+
+```python
+from transformers import pipeline
+generate = pipeline("text-generation", "path/to/{model_id}")
+print(generate("ROMEO:")[0]["generated_text"])
+```
+
+With lts: `lts generate {model_id} "ROMEO:"`, and `lts export {model_id} --quantize int8` for ONNX Runtime."""
+    about = f"A GPT-2 decoder trained by `lts train` (Lightweight Transformer Search), model id `{model_id}`."
+    write_card(folder, model_id, arch, about, facts, use)
 
 
 class _Progress(TrainerCallback):

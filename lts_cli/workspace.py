@@ -18,6 +18,10 @@ from lts_cli.errors import LtsError, UsageError
 
 ENV_HOME = "LTS_HOME"
 DB_NAME = "lts.db"
+# The files that mark a folder as lts's own, so lts may replace or remove it.
+TRAINED_MARKER = "metrics.json"  # a model trained here (written last)
+TRAINING_MARKER = "train.json"  # an unfinished training's work folder
+EXPORT_MARKER = "export.json"  # an `lts export` folder
 
 
 def home() -> Path:
@@ -64,6 +68,11 @@ def runs_dir() -> Path:
 
 def models_dir() -> Path:
     return ensure_home() / "models"
+
+
+def exports_dir() -> Path:
+    """Exports of models that do not live in the workspace (pulled, Hub, untrained architectures)."""
+    return ensure_home() / "exports"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -48,6 +48,7 @@ def lts_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LTS_HOME", str(home))
     monkeypatch.delenv("LTS_DEBUG", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the same behaviour on a networked machine as on this one
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # never the user's Hugging Face cache
     return home
 
 
@@ -183,3 +184,41 @@ def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type:
         )
 
     return measure
+
+
+HUB_REPO = "microsoft/lts-gpt2-sm"
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_repo(cache: Path, repo: str, files: dict[str, Path]) -> Path:
+    """A repository in the Hugging Face cache layout, as huggingface_hub leaves it after a download:
+    `refs/main` names the commit, `snapshots/<commit>/<path>` are links to `blobs/<sha256>`.
+    `files`: path in the repository -> a file whose contents go there. Returns the snapshot folder."""
+    import hashlib
+
+    base = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = base / "snapshots" / HUB_COMMIT
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / "main").write_text(HUB_COMMIT)
+    (base / "blobs").mkdir(exist_ok=True)
+    for name, source in files.items():
+        data = source.read_bytes()
+        blob = base / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return snapshot
+
+
+def gallery_model_files(folder: Path, model_id: str, safetensors: bool = True) -> dict[str, Path]:
+    """A real GPT-2 of the gallery architecture `model_id` (random weights), saved by transformers."""
+    import transformers
+
+    from lts_cli.gallery import find
+    from lts_cli.modeling import gpt2_config
+
+    transformers.set_seed(0)
+    model = transformers.GPT2LMHeadModel(gpt2_config(find(model_id).arch, bos_token_id=50256, eos_token_id=50256))
+    model.save_pretrained(folder, safe_serialization=safetensors)
+    return {f"{model_id}/{p.name}": p for p in folder.iterdir()}

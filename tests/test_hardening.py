@@ -478,7 +478,7 @@ def test_piped_tables_are_not_wrapped_or_cut(lts_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("gpt2_")]
     assert len(rows) == 20 and "…" not in done.stdout
-    assert all(len(row.split()) == 5 for row in rows), rows[:3]
+    assert all(len(row.split()) == 6 for row in rows), rows[:3]
 
 
 # ---- 14. messages -----------------------------------------------------------------------------
@@ -503,8 +503,17 @@ def test_messages_fit_the_command(run_cli, lts_home: Path) -> None:
     assert_user_error(train, "unknown architecture")
     assert "--arch" not in train.stderr
     export = run_cli("export", A_ID)
-    assert_user_error(export, f"`lts train {A_ID}` first", "--allow-untrained to use random weights")
+    assert_user_error(export, f"`lts train {A_ID}`", "--allow-untrained to use random weights")
     assert "to generate" not in export.stderr
+    searched = Arch(n_layer=3, d_model=64, d_inner=64, n_head=2)  # not a gallery architecture: nothing to pull
+    assert (
+        run_cli(
+            "profile", "--arch", "n_layer=3,d_model=64,d_inner=64,n_head=2", "--objectives", "onnx_memory"
+        ).exit_code
+        == 0
+    )
+    untrained = run_cli("export", searched.archid)
+    assert_user_error(untrained, f"`lts train {searched.archid}` first", "--allow-untrained to use random weights")
 
 
 @pytest.mark.slow  # builds and exports a model with transformers

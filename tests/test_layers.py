@@ -17,9 +17,9 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 LAYERS = {
     0: {"errors", "space", "pareto", "config", "search", "objectives", "machine"},
     1: {"workspace", "store", "gallery"},
-    2: {"gpt2_onnx", "measuring", "runtime", "modeling", "data", "hub"},
+    2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "data", "hub"},
     3: {"evaluation", "profiling", "exporting", "training", "generation"},
-    4: {"runs", "plots"},
+    4: {"runs", "plots", "inventory"},
     5: {"cli", "__main__", "__init__"},
 }
 PURE = sorted(LAYERS[0] | {"workspace", "store", "gallery"})

@@ -120,3 +120,15 @@ def test_decode_latency_agrees_with_an_export_profile(run_cli, tiny_model: Path,
     ours = json.loads(objective.stdout)["objectives"]["decode_latency"]
     theirs = json.loads(export.stdout)["decode_per_token"]["median"]
     assert 0.67 < ours / theirs < 1.5, (ours, theirs)
+
+
+def test_gallery_views_take_decode_measurements(run_cli) -> None:
+    """A decode measurement in the cache does not confuse the gallery's prefill columns."""
+    result = run_cli("profile", "gpt2_a9e3", "--seq-len", "16", "--decode-context", "16", "--trials", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(run_cli("gallery", "list", "--json").stdout)
+    mine = next(r for r in listed if r["id"].startswith("gpt2_a9e3"))
+    assert mine["lts"]["latest_measurement"]["kind"] == "prefill"
+    assert run_cli("gallery", "list").exit_code == 0
+    shown = run_cli("gallery", "show", "gpt2_a9e3")
+    assert shown.exit_code == 0 and "decode 1x1 after 16" in shown.stdout

@@ -152,7 +152,7 @@ def test_bad_training_input(run_cli, lts_home: Path, tmp_path: Path) -> None:
 
 
 def test_bad_generation_input(run_cli, trained: tuple[Path, dict], lts_home: Path) -> None:
-    assert_user_error(run_cli("generate", "gpt2_a9e3", "hi"), "without a trained model", "--allow-untrained")
+    assert_user_error(run_cli("generate", "gpt2_a9e3", "hi"), "not downloaded", "lts gallery pull", "--allow-untrained")
     untrained = run_cli("generate", "gpt2_a9e3", "hi", "--allow-untrained", "--max-new-tokens", "3")
     assert untrained.exit_code == 0 and "untrained" in untrained.stderr
     assert_user_error(run_cli("generate", "no-such-model/anywhere", "hi"), "nor in the local Hugging Face cache")

@@ -101,7 +101,7 @@ def _root(
     pass
 
 
-from lts_cli.cli import export, gallery, generate, profile, search, train  # noqa: E402  (register the commands)
+from lts_cli.cli import cache, export, gallery, generate, models, profile, search, train  # noqa: E402
 
 app.add_typer(search.app, name="search")
 app.command("train")(train.train)
@@ -109,6 +109,8 @@ app.command("export")(export.export)
 app.command("profile")(profile.profile)
 app.add_typer(gallery.app, name="gallery")
 app.command("generate")(generate.generate)
+app.add_typer(models.app, name="models")
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

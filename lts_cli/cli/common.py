@@ -123,6 +123,29 @@ def objective_cell(name: str, value: float | None) -> str:
     return fmt_s(value) if o.unit == "s" else f"{value:.2f}"
 
 
+def fmt_bytes(n: float) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    while n >= 1024 and len(units) > 1:
+        n, units = n / 1024, units[1:]
+    return f"{n:.0f} B" if units[0] == "B" else f"{n:.1f} {units[0]}"
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on the terminal (stderr) unless --yes; without a terminal, refuse instead of guessing."""
+    import sys
+
+    import typer
+
+    from lts_cli.errors import UsageError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: add --yes to confirm (there is no terminal to ask on)")
+    if not typer.confirm(f"{question}?", err=True):
+        raise typer.Exit(1)
+
+
 def fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 

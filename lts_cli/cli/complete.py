@@ -8,11 +8,16 @@ from pathlib import Path
 def archs(incomplete: str) -> list[str]:
     """Gallery ids and the architecture ids this workspace knows."""
     from lts_cli import workspace
-    from lts_cli.gallery import entries
     from lts_cli.store import known_archids
 
-    found = [e.id for e in entries() if e.id.startswith(incomplete)]
-    return sorted(set(found + known_archids(workspace.home() / workspace.DB_NAME, incomplete)))
+    return sorted(set(gallery(incomplete) + known_archids(workspace.home() / workspace.DB_NAME, incomplete)))
+
+
+def gallery(incomplete: str) -> list[str]:
+    """The published gallery ids."""
+    from lts_cli.gallery import entries
+
+    return [e.id for e in entries() if e.id.startswith(incomplete)]
 
 
 def models(incomplete: str) -> list[str]:

@@ -12,7 +12,8 @@ from lts_cli.cli import complete
 from lts_cli.cli.common import fmt_s, note, out, print_json
 
 app = typer.Typer(
-    help="The published 20-model gallery, with what lts computes and has measured on this machine.",
+    help="The published 20-model gallery: what lts computes and has measured on this machine, and the "
+    "pre-trained models (lts gallery pull).",
     no_args_is_help=True,
 )
 
@@ -49,8 +50,12 @@ def list_models(
     table.add_column("params M\npub/lts", justify="right")
     table.add_column(f"latency s\npub@{PUBLISHED_LATENCY_SEQ_LEN}/here@seq", justify="right")
     table.add_column("memory MiB\npub/lts", justify="right")
+    table.add_column("local", no_wrap=True)
     for row in rows:
         a, pub, lts = row["arch"], row["published"] or {}, row["lts"]
+        local = row.get("local") or {}
+        copies = ("T" if local.get("trained") else "") + ("P" if local.get("pulled") else "")
+        copies += f"E{len(local['exports'])}" if local.get("exports") else ""
         here = lts["latest_measurement"]
         latency = f"{fmt_s(here['latency_s'])}@{here['settings']['seq_len']}" if here else "-"
         memory = f"{here['memory_mib']:.2f}" if here else f"~{lts['memory_mib_analytic']:.2f}"
@@ -60,16 +65,58 @@ def list_models(
             f"{_pub(pub, 'non_embedding_params_m')}/{lts['non_embedding_params'] / 1e6:.2f}",
             f"{_pub(pub, 'latency_s', 3)}/{latency}",
             f"{_pub(pub, 'memory_mib')}/{memory}",
+            copies or "-",
         )
     out.print(table)
     note(
         "ids are shortened (any unique prefix works); '~' memory = 4 bytes x unique parameters, "
-        "measured values replace it after `lts profile ID`"
+        "measured values replace it after `lts profile ID`; local: T trained here, P pre-trained model pulled "
+        "(`lts gallery pull ID`), E exports"
     )
 
 
 def _pub(published: dict[str, Any], key: str, digits: int = 2) -> str:
     return f"{published[key]:.{digits}f}" if key in published else "-"
+
+
+@app.command("pull")
+def pull(
+    model_ids: list[str] = typer.Argument(
+        None, metavar="[ID]...", help="Gallery ids or unique prefixes.", autocompletion=complete.gallery
+    ),
+    all_models: bool = typer.Option(False, "--all", help="All 20 published models."),
+    repo: Optional[str] = typer.Option(
+        None, "--repo", help="The Hub repository (also LTS_GALLERY_REPO).", show_default="microsoft/lts-gpt2-sm"
+    ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="A branch, tag or commit of the repository.", show_default="main"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print what was pulled as JSON."),
+) -> None:
+    """Download the published pre-trained models (trained by their authors on The Pile) into the Hugging
+    Face cache, check them against the gallery architecture, and register them for generate and export."""
+    from lts_cli.errors import UsageError
+    from lts_cli.gallery import entries, find
+    from lts_cli.pretrained import describe
+    from lts_cli.pretrained import pull as run_pull
+
+    if bool(model_ids) == all_models:
+        raise UsageError("give gallery ids to pull, or --all (not both)")
+    targets = list(entries()) if all_models else [find(ref) for ref in model_ids]
+    pulled = [run_pull(entry, repo, revision, on_note=note) for entry in targets]
+    if json_out:
+        print_json([describe(p) for p in pulled])
+        return
+    for p in pulled:
+        tokenizer = (
+            "the repository's tokenizer"
+            if p.tokenizer == "repository"
+            else "lts's GPT-2 tokenizer (none in the repository)"
+        )
+        out.print(f"{p.id}: {p.repo}@{p.revision[:12]} ({p.weights}, {tokenizer})", highlight=False, soft_wrap=True)
+        out.print(f"  {p.path}", highlight=False, soft_wrap=True)
+    if len(pulled) == 1:
+        note(f'try `lts generate {pulled[0].id} "ROMEO:"` or `lts export {pulled[0].id} --quantize int8`')
 
 
 @app.command("show")
@@ -119,9 +166,14 @@ def show(
         mt.add_column(col, justify="left" if col in ("when (UTC)", "settings") else "right")
     for m in measured:
         s = m["settings"]
+        shape = (
+            f"decode {s['batch_size']}x1 after {s['decode_context']}"
+            if m.get("kind") == "decode"
+            else f"{s['graph']} {s['batch_size']}x{s['seq_len']}"
+        )
         mt.add_row(
             m["measured_at"][:16].replace("T", " "),
-            f"{s['graph']} {s['batch_size']}x{s['seq_len']} t{s['threads']}",
+            f"{shape} t{s['threads']}",
             fmt_s(m["latency_s"]),
             f"{m['latency_cv']:.1%}",
             str(m["runs"]),

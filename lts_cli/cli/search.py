@@ -278,3 +278,19 @@ def show(
         f"({t['cached']} cached), {t['search_wall_s']:.0f} s; outputs: {data['path']}",
         highlight=False,
     )
+
+
+@app.command("rm")
+def remove(
+    run_name: str = typer.Argument(
+        ..., metavar="RUN", help="Run name (see `lts search list`).", autocompletion=complete.runs
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+) -> None:
+    """Delete a search run's folder (its measurements stay cached in the workspace)."""
+    from lts_cli.cli.common import confirm
+    from lts_cli.inventory import remove_run
+    from lts_cli.runs import RunFolder
+
+    confirm(f"remove the search run {run_name} ({RunFolder.open(run_name).path})", yes)
+    note(f"removed {remove_run(run_name)}")

@@ -1,0 +1,115 @@
+"""`lts models`: the models lts keeps (trained here, pulled from the Hub, unfinished trainings), and removing them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from lts_cli.cli import complete
+from lts_cli.cli.common import confirm, fmt_bytes, note, out, print_json, value
+
+app = typer.Typer(help="The models in the workspace: list, show, remove.", no_args_is_help=True)
+
+
+class Source(StrEnum):
+    trained = "trained"
+    training = "training"
+    pulled = "pulled"
+    folder = "folder"
+
+
+MODEL_ID = typer.Argument(..., metavar="ID", help="Model id (unique prefix).", autocompletion=complete.models)
+SOURCE = typer.Option(None, "--source", case_sensitive=False, help="When two models share an id.", show_default="any")
+
+SOURCE_LABELS = {
+    "trained": "trained here",
+    "training": "unfinished training",
+    "pulled": "pulled from the Hub",
+    "folder": "folder (not lts's)",
+}
+
+
+@app.command("list")
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print the models as JSON.")) -> None:
+    """Every model: its source, size on disk, validation perplexity and exports."""
+    from lts_cli.inventory import models
+
+    rows = models()
+    if json_out:
+        print_json([m.to_dict() for m in rows])
+        return
+    if not rows:
+        note("no models yet: `lts train ID` trains one, `lts gallery pull ID` fetches a published one")
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
+    for col in ("model", "source", "size", "val ppl", "exports"):
+        table.add_column(
+            col, justify="right" if col in ("size", "val ppl", "exports") else "left", no_wrap=col == "model"
+        )
+    for m in rows:
+        ppl = f"{m.val_perplexity:,.1f}" if m.val_perplexity is not None else "-"
+        table.add_row(m.id, SOURCE_LABELS[m.source], fmt_bytes(m.size_bytes), ppl, str(len(m.exports)))
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    model_id: str = MODEL_ID,
+    source: Optional[Source] = SOURCE,
+    json_out: bool = typer.Option(False, "--json", help="Print the model as JSON."),
+) -> None:
+    """One model in full: where it is, its architecture, metrics and exports."""
+    from lts_cli.inventory import find_model
+
+    m = find_model(model_id, value(source))
+    if json_out:
+        print_json(m.to_dict())
+        return
+    out.print(f"[bold]{m.id}[/]  {SOURCE_LABELS[m.source]}", highlight=False)
+    table = Table(show_header=False, box=None)
+    table.add_row("path", m.path)
+    table.add_row("size on disk", fmt_bytes(m.size_bytes))
+    if m.arch:
+        table.add_row("architecture", ", ".join(f"{k} {v}" for k, v in m.arch.items() if k != "arch_type"))
+    if m.val_perplexity is not None:
+        table.add_row("validation perplexity", f"{m.val_perplexity:,.2f}")
+    for key, item in m.detail.items():
+        table.add_row(key, str(item))
+    for export in m.exports:
+        table.add_row("export", export)
+    out.print(table)
+
+
+@app.command("rm")
+def remove(
+    model_id: str = MODEL_ID,
+    source: Optional[Source] = SOURCE,
+    hub_cache: bool = typer.Option(
+        False, "--hub-cache", help="A pulled model: also delete its files from the shared Hugging Face cache."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was removed as JSON."),
+) -> None:
+    """Remove a model lts made (and its exports); a pulled model's Hub files stay unless --hub-cache."""
+    from lts_cli.inventory import find_model, removal_plan, remove_model
+
+    m = find_model(model_id, value(source))
+    plan = removal_plan(m, hub_cache)
+    confirm(f"remove {m.id} ({SOURCE_LABELS[m.source]}): {len(plan)} path(s), {fmt_bytes(_planned_size(plan))}", yes)
+    removed = remove_model(m, hub_cache)
+    if json_out:
+        print_json({"removed": removed})
+        return
+    note(f"removed {m.id}: " + ", ".join(removed))
+    if m.source == "pulled" and not hub_cache:
+        note("its files stay in the Hugging Face cache (shared with other tools); --hub-cache removes them too")
+
+
+def _planned_size(plan: Any) -> int:
+    from lts_cli.inventory import size
+
+    return sum(size(p) for p in plan if p.exists() and not p.is_symlink())

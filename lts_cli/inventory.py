@@ -1,0 +1,283 @@
+"""What the workspace holds (models, exports, token caches, measurements, leftovers of interrupted
+writes), how big it is, and removing what lts made and nothing else.
+
+Recognised as lts's: a trained model has `metrics.json`, an unfinished training `train.json`, an
+export `export.json`, a token cache `meta.json`, a pulled model its record in `pulled/`, a search
+run `config.yaml`; leftovers are the `.NAME.tmp-*` / `.NAME.old-*` folders of atomic writes. A
+model folder a user put into `models/` is listed as such and never removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lts_cli import pretrained, workspace
+from lts_cli.errors import LtsError, NotFound, UsageError
+
+SOURCES = ("trained", "training", "pulled", "folder")
+LEFTOVER_AGE_S = 3600.0  # an atomic write's temporary folder older than this belongs to no running lts
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    source: str  # trained (here) | training (unfinished) | pulled (from the Hub) | folder (put there by a user)
+    path: str
+    size_bytes: int
+    val_perplexity: float | None = None
+    arch: dict[str, Any] | None = None
+    exports: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def size(path: Path) -> int:
+    """Bytes of the files under `path` (symbolic links not followed)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _exports_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if (p / workspace.EXPORT_MARKER).is_file())
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def models() -> list[ModelEntry]:
+    """Every model the workspace knows: trained here, unfinished trainings, pulled, and folders."""
+    out: list[ModelEntry] = []
+    root = workspace.home() / "models"
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not folder.is_dir():
+            continue
+        if folder.name.startswith("."):
+            if folder.name.endswith(".training") and (folder / workspace.TRAINING_MARKER).is_file():
+                signature = _json(folder / workspace.TRAINING_MARKER)
+                steps = sorted(int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if p.name[11:].isdigit())
+                out.append(
+                    ModelEntry(
+                        folder.name[1 : -len(".training")],
+                        "training",
+                        str(folder),
+                        size(folder),
+                        detail={"checkpoints": steps, "corpus": signature.get("corpus")},
+                    )
+                )
+            continue
+        trained = (folder / workspace.TRAINED_MARKER).is_file()
+        metrics = _json(folder / workspace.TRAINED_MARKER) if trained else {}
+        arch = _json(folder / "arch.json") or None
+        out.append(
+            ModelEntry(
+                folder.name,
+                "trained" if trained else "folder",
+                str(folder),
+                size(folder),
+                metrics.get("val_perplexity"),
+                arch,
+                [str(p) for p in _exports_in(folder)],
+            )
+        )
+    pulled_dir = workspace.home() / "pulled"
+    for record in sorted(pulled_dir.glob("*.json")) if pulled_dir.is_dir() else []:
+        pulled = pretrained.registered(record.stem)
+        if pulled is None:
+            continue
+        out.append(
+            ModelEntry(
+                pulled.id,
+                "pulled",
+                pulled.path,
+                pretrained.size_on_disk(pulled),
+                arch=_json(pulled.folder() / "config.json") or None,
+                exports=[str(p) for p in _exports_in(workspace.home() / "exports" / pulled.id)],
+                detail=pretrained.describe(pulled),
+            )
+        )
+    return out
+
+
+def find_model(ref: str, source: str | None = None) -> ModelEntry:
+    """The one model `ref` names (an id or unique prefix), `source` to choose between namesakes."""
+    if source is not None and source not in SOURCES:
+        raise UsageError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
+    known = [m for m in models() if source is None or m.source == source]
+    exact = [m for m in known if m.id == ref]
+    matches = exact or [m for m in known if m.id.startswith(ref)]
+    if not matches:
+        names = ", ".join(sorted({m.id[:20] for m in known})[:5]) or "none"
+        raise NotFound(f"no model {ref!r} in the workspace (models: {names}); see `lts models list`")
+    if len(matches) > 1:
+        which = ", ".join(f"{m.id} ({m.source})" for m in matches[:4])
+        raise LtsError(f"{ref!r} names {len(matches)} models: {which}; give more characters or --source")
+    return matches[0]
+
+
+def removal_plan(entry: ModelEntry, hub_cache: bool = False) -> list[Path]:
+    """What `remove_model` deletes for `entry`; an error if lts did not make it."""
+    if entry.source == "folder":
+        marker = workspace.TRAINED_MARKER
+        raise LtsError(f"{entry.path} was not made by lts (no {marker}); nothing was touched; remove it yourself")
+    if entry.source in ("trained", "training"):
+        return [Path(entry.path)]
+    pulled = pretrained.registered(entry.id)
+    assert pulled is not None
+    plan = [pretrained.record_path(entry.id), *map(Path, entry.exports)]
+    if hub_cache:
+        plan += _hub_cache_files(pulled)
+    return plan
+
+
+def remove_model(entry: ModelEntry, hub_cache: bool = False) -> list[str]:
+    """Delete what lts made for `entry` (the Hub cache's files only with `hub_cache`); what was removed."""
+    plan = removal_plan(entry, hub_cache)
+    for path in plan:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    exports_root = workspace.home() / "exports" / entry.id
+    if entry.source == "pulled" and exports_root.is_dir() and not any(exports_root.iterdir()):
+        exports_root.rmdir()
+    return [str(p) for p in plan]
+
+
+def _hub_cache_files(pulled: pretrained.Pulled) -> list[Path]:
+    """The subfolder's links in the Hub cache and the blobs no other link of the repository uses."""
+    links = [p for p in pulled.folder().rglob("*") if p.is_symlink() or p.is_file()]
+    blobs = {p.resolve() for p in links if p.is_symlink()}
+    snapshots = pulled.folder().parent.parent  # .../models--org--name/snapshots
+    mine = set(links)
+    used_elsewhere = {
+        p.resolve() for p in snapshots.rglob("*") if p.is_symlink() and p not in mine and p.resolve() in blobs
+    }
+    return links + sorted(blobs - used_elsewhere) + [pulled.folder()]
+
+
+def remove_run(name: str) -> str:
+    """Delete a search run's folder (it holds its config.yaml: lts made it)."""
+    from lts_cli.runs import RunFolder
+
+    run = RunFolder.open(name)
+    shutil.rmtree(run.path)
+    return str(run.path)
+
+
+# ---- caches -------------------------------------------------------------------------------------
+
+
+def report() -> dict[str, Any]:
+    """Sizes of what lts keeps besides models and runs, and what `prune` would remove."""
+    home = workspace.home()
+    db = home / workspace.DB_NAME
+    measurements = 0
+    if db.is_file():
+        from lts_cli.store import Store
+
+        with Store(db) as store:
+            measurements = store.count_measurements()
+    tokens = _token_caches()
+    exports = _all_exports()
+    leftovers = _leftovers()
+    return {
+        "workspace": str(home),
+        "measurements": {
+            "count": measurements,
+            "size_bytes": sum(size(p) for p in home.glob(workspace.DB_NAME + "*") if p.is_file()),
+        },
+        "token_caches": tokens,
+        "exports": exports,
+        "leftovers": leftovers,
+        "prunable": [t["path"] for t in tokens if not t["in_use"]]
+        + [e["path"] for e in exports if not e["referenced"]]
+        + [item["path"] for item in leftovers if item["stale"]],
+    }
+
+
+def prune() -> list[str]:
+    """Remove token caches no unfinished training needs, exports whose model is gone, and stale
+    leftovers of interrupted writes; what was removed."""
+    removed = report()["prunable"]
+    for path in map(Path, removed):
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _token_caches() -> list[dict[str, Any]]:
+    root = workspace.home() / "tokens"
+    needed = {
+        _json(work / workspace.TRAINING_MARKER).get("corpus")
+        for work in (workspace.home() / "models").glob(".*.training")
+    }
+    out = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        meta = _json(folder / "meta.json")
+        if not meta:
+            continue
+        out.append(
+            {
+                "path": str(folder),
+                "corpus": meta.get("corpus"),
+                "tokens": sum(meta.get("tokens", {}).values()),
+                "size_bytes": size(folder),
+                "in_use": meta.get("key") in needed,
+            }
+        )
+    return out
+
+
+def _all_exports() -> list[dict[str, Any]]:
+    home = workspace.home()
+    out = []
+    for model in sorted((home / "models").iterdir()) if (home / "models").is_dir() else []:
+        for export in _exports_in(model):
+            out.append(_export_row(export, referenced=True))  # beside its model: goes with it
+    for folder in sorted((home / "exports").iterdir()) if (home / "exports").is_dir() else []:
+        for export in _exports_in(folder):
+            info = _json(export / workspace.EXPORT_MARKER)
+            kind = info.get("source_kind")
+            referenced = kind != "pulled" or pretrained.registered(folder.name) is not None
+            out.append(_export_row(export, referenced, info))
+    return out
+
+
+def _export_row(export: Path, referenced: bool, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    info = info if info is not None else _json(export / workspace.EXPORT_MARKER)
+    return {
+        "path": str(export),
+        "source": info.get("source"),
+        "dtype": info.get("dtype"),
+        "size_bytes": size(export),
+        "referenced": referenced,
+    }
+
+
+def _leftovers() -> list[dict[str, Any]]:
+    """Temporary and replaced folders of atomic writes (`.NAME.tmp-*`, `.NAME.old-*`)."""
+    home = workspace.home()
+    out = []
+    now = time.time()
+    for parent in (home / "models", home / "runs", home / "exports", *(home / "exports").glob("*")):
+        if not parent.is_dir():
+            continue
+        for path in parent.iterdir():
+            if path.name.startswith(".") and (".tmp-" in path.name or ".old-" in path.name):
+                age = now - path.stat().st_mtime
+                out.append({"path": str(path), "size_bytes": size(path), "stale": age > LEFTOVER_AGE_S})
+    return out
