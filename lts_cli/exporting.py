@@ -65,6 +65,7 @@ def export(
     force: bool = False,
     allow_untrained: bool = False,
     on_event: OnEvent | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export `source` (a reference `load` understands, or a model already loaded), validate, and only
     then move the folder into place."""
@@ -76,7 +77,7 @@ def export(
     if output is not None:
         workspace.check_replaceable(output, INFO_FILE, "an lts export", force)
     emit("loading the model")
-    loaded = load(source, allow_untrained=allow_untrained) if isinstance(source, str) else source
+    loaded = load(source, allow_untrained, on_note) if isinstance(source, str) else source
     config = loaded.model.config
     _check_supported(config, loaded.label)
     arch = arch_from_gpt2_config(config)

@@ -162,7 +162,12 @@ class _TextStream:
 # ---- ONNX Runtime backend -----------------------------------------------------------------------
 
 
-def onnx_folder(ref: str, allow_untrained: bool = False, on_export: Callable[[Path], None] | None = None) -> Path:
+def onnx_folder(
+    ref: str,
+    allow_untrained: bool = False,
+    on_export: Callable[[Path], None] | None = None,
+    on_note: OnText | None = None,
+) -> Path:
     """The fp32 KV-cache export to generate from: `ref` itself if it is an export folder, else the
     model's default export, made now (into the workspace or beside the model) if it is missing."""
     from lts_cli.exporting import default_output, export
@@ -175,7 +180,7 @@ def onnx_folder(ref: str, allow_untrained: bool = False, on_export: Callable[[Pa
     folder = path if path.is_dir() else workspace_model(ref)
     if folder is not None and (folder / "onnx" / INFO_FILE).is_file():
         return folder / "onnx"
-    loaded = load(ref, allow_untrained)
+    loaded = load(ref, allow_untrained, on_note=on_note)
     target = default_output(loaded, past=True, quantize=None, optimize=False)
     if (target / INFO_FILE).is_file():
         return target

@@ -280,12 +280,13 @@ def test_online_the_model_is_pulled_first_saying_so(run_cli, hub_cache: Path, tm
     real = pretrained._snapshot
 
     def download(repo, revision, patterns, local_only):  # type: ignore[no-untyped-def]
-        if local_only:
-            return None
-        _light_repo(hub_cache, tmp_path, {A_ID: _config()})
+        if not local_only:
+            _light_repo(hub_cache, tmp_path, {A_ID: _config()})
         return real(repo, revision, patterns, local_only=True)
 
     monkeypatch.setattr(pretrained, "_snapshot", download)
-    result = run_cli("gallery", "pull", A_ID)
-    assert result.exit_code == 0, result.stderr
-    assert asked == [HUB_REPO] and f"downloading {A_ID} from {HUB_REPO}" in result.stderr
+    exported = run_cli("export", A_ID)  # not pulled: pulled first, then loaded (here: stand-in weights)
+    assert f"downloading {A_ID} from {HUB_REPO}" in exported.stderr and asked == [HUB_REPO]
+    assert_user_error(exported, "cannot load the weights")
+    again = run_cli("gallery", "pull", A_ID)  # now in the cache: no second download
+    assert again.exit_code == 0 and "downloading" not in again.stderr and asked == [HUB_REPO]

@@ -49,6 +49,7 @@ def export(
             force=force,
             allow_untrained=allow_untrained,
             on_event=lambda stage: progress(stage, 0, 1),
+            on_note=note,
         )
     info = result.info
     if info["untrained"]:

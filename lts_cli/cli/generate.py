@@ -80,11 +80,13 @@ def generate(
         sys.stdout.flush()
 
     if backend is Backend.onnx:
-        folder = onnx_folder(model_id, allow_untrained, on_export=lambda path: note(f"exporting to {path} (once)"))
+        folder = onnx_folder(
+            model_id, allow_untrained, on_export=lambda path: note(f"exporting to {path} (once)"), on_note=note
+        )
         label = str(folder)
         result = generate_onnx(folder, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     else:
-        loaded = load(model_id, allow_untrained=allow_untrained)
+        loaded = load(model_id, allow_untrained=allow_untrained, on_note=note)
         label = loaded.label
         if loaded.source == "untrained":
             note(f"{loaded.label}: the text below is noise from an untrained model")
