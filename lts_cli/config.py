@@ -277,6 +277,9 @@ class MeasureSettings:
         )
 
 
+PREDICTABLE = ("onnx_latency", "decode_latency")  # the latency model's objectives (predictor.py)
+
+
 def _search_measure() -> MeasureSettings:
     # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
     # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
@@ -300,6 +303,10 @@ class SearchConfig:
     objectives: tuple[str, ...] = objectives_registry.DEFAULT
     space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
     measure: MeasureSettings = dataclasses.field(default_factory=_search_measure)
+    screen: bool = False  # propose more, predict latency, measure only what could reach the front
+    screen_factor: int = 10  # proposals per generation, as a multiple of a plain generation's
+    screen_measure: float = 0.2  # measure at most this share of what a plain generation would
+    screen_explore: float = 0.1  # also measure this share (of those chosen) at random, for exploration
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "generations", "init_models", "max_unseen", "patience")
@@ -316,6 +323,19 @@ class SearchConfig:
                 f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
             )
         objectives_registry.check(self.objectives)
+        _at_least(self, 2, "screen_factor")
+        if not 0 <= self.screen_explore <= 1:
+            raise invalid("screen_explore", "must be between 0 and 1", self.screen_explore)
+        if not 0 < self.screen_measure <= 1:
+            raise invalid("screen_measure", "must be greater than 0 and at most 1", self.screen_measure)
+        unpredictable = [
+            o for o in self.objectives if objectives_registry.get(o).kind == "measured" and o not in PREDICTABLE
+        ]
+        if self.screen and unpredictable:
+            raise ConfigError(
+                ["screen", "objectives"],
+                f"{{0}} predicts latencies only, and {{1}} has {', '.join(unpredictable)}: drop it, or screening",
+            )
         if "decode_latency" in self.objectives and self.measure.decode_context >= self.space.n_positions:
             raise ConfigError(
                 ["measure.decode_context", "space.n_positions"],

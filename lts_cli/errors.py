@@ -22,6 +22,10 @@ class NotFound(LtsError):
     """A reference (id, prefix, name) matched nothing; callers may go on to try other kinds of reference."""
 
 
+class TooFewMeasurements(LtsError):
+    """A latency model was asked for with fewer measurements than it needs; the message says how many."""
+
+
 class ConfigError(LtsError):
     """A config value is invalid. `fields` are the dotted keys at fault, so the message can name them
     the way the user gave them: `--seq-len` for a flag, `measure.seq_len` in a file."""

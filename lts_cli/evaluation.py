@@ -240,17 +240,8 @@ def evaluate(
 ) -> Evaluation:
     """The values of `objectives` (plus the parameter counts, the fp32 file size and whatever the
     measurements that were needed also gave), measuring only the kinds they need."""
-    from lts_cli import gpt2_onnx
-
     needed = registry.sources(objectives)
-    values = {
-        "non_embedding_params": float(arch.non_embedding_params),
-        "onnx_memory": gpt2_onnx.file_size(arch) / MIB,
-    }
-    if "total_params" in objectives:
-        values["total_params"] = float(arch.unique_params)
-    if "onnx_memory_int8" in objectives:
-        values["onnx_memory_int8"] = gpt2_onnx.file_size(arch, dtype="int8") / MIB
+    values = exact_values(arch, objectives)
     prefill = evaluator.evaluate(arch, "prefill", progress) if "prefill" in needed else None
     if prefill is not None:
         values["onnx_latency"] = prefill.latency_s
@@ -316,3 +307,115 @@ class SearchEvaluator:
         result = evaluate(self.evaluator, arch, self.objectives, self.progress)
         self.store.put_arch(arch, self.source)
         return Measured(result.values, cached=result.cached, timing_s=result.timing_s)
+
+
+def exact_values(arch: Arch, objectives: Sequence[str]) -> dict[str, float]:
+    """The exact objectives of `arch` (parameter counts, ONNX file sizes), computed without measuring."""
+    from lts_cli import gpt2_onnx
+
+    values = {"non_embedding_params": float(arch.non_embedding_params), "onnx_memory": gpt2_onnx.file_size(arch) / MIB}
+    if "total_params" in objectives:
+        values["total_params"] = float(arch.unique_params)
+    if "onnx_memory_int8" in objectives:
+        values["onnx_memory_int8"] = gpt2_onnx.file_size(arch, dtype="int8") / MIB
+    return values
+
+
+LATENCY_KINDS: dict[str, Kind] = {"onnx_latency": "prefill", "decode_latency": "decode"}
+
+
+class StoreScreener:
+    """A screened search's predictions: exact objectives computed, latencies from models fitted on
+    this machine's cached measurements with the search's settings (with the cache off: on the run's
+    own measurements only), refitted before every generation."""
+
+    def __init__(self, evaluator: Evaluator, objectives: Sequence[str]) -> None:
+        self.evaluator = evaluator
+        self.objectives = tuple(objectives)
+        self.models: dict[str, Any] = {}
+
+    def fit(self, records: Sequence[Any]) -> dict[str, dict[str, float]]:
+        from lts_cli import predictor
+
+        e = self.evaluator
+        cached = e.store.measurements_on(e.fingerprint) if e.use_cache and e.store is not None else None
+        out = {}
+        for name, kind in LATENCY_KINDS.items():
+            if name not in self.objectives:
+                continue
+            settings = e.settings.prefill_key() if kind == "prefill" else e.settings.decode_key()
+            if cached is not None:
+                rows = predictor.training_data(cached, kind, settings)
+            else:
+                rows = [(Arch(**r.arch), r.values[name]) for r in records if name in r.values]
+            model = predictor.fit(rows, kind, settings)
+            self.models[name] = model
+            out[name] = {"n": model.n, "cv_median": model.cv_median, "cv_p90": model.cv_p90, "margin": model.margin}
+        return out
+
+    def predict(self, arch: Arch) -> dict[str, float]:
+        values = exact_values(arch, self.objectives)
+        for name, model in self.models.items():
+            values[name] = model.predict(arch)
+        return {name: values[name] for name in self.objectives}
+
+
+def predictions(arch: Arch, settings: MeasureSettings, objectives: Sequence[str]) -> dict[str, Any]:
+    """`lts profile --predict`: the latency models of this machine and settings, applied to `arch`,
+    with their expected error; a kind with too few measurements says how many more it needs."""
+    from lts_cli import predictor
+    from lts_cli.errors import TooFewMeasurements
+    from lts_cli.store import open_store
+
+    with open_store() as store:
+        evaluator = Evaluator(settings, store)
+        cached = store.measurements_on(evaluator.fingerprint)
+    out: dict[str, Any] = {"exact": exact_values(arch, objectives), "predicted": {}, "missing": {}}
+    for name in objectives:
+        if registry.get(name).kind == "measured" and name not in LATENCY_KINDS:
+            out["missing"][name] = "not predicted (the model covers latencies); `lts profile` measures it"
+    for name, kind in LATENCY_KINDS.items():
+        if name not in objectives:
+            continue
+        key = settings.prefill_key() if kind == "prefill" else settings.decode_key()
+        try:
+            model = predictor.fit(predictor.training_data(cached, kind, key), kind, key)
+        except TooFewMeasurements as exc:
+            out["missing"][name] = str(exc)
+            continue
+        out["predicted"][name] = {"value": model.predict(arch), "source": "predicted", **model.to_dict()}
+    return out
+
+
+def predictor_report(settings: MeasureSettings, kind: Kind) -> dict[str, Any]:
+    """`lts predictor show`: the latency model of this machine for `kind` and these settings, fitted
+    on every cached measurement that matches, and its accuracy out of sample (each measurement
+    predicted by a model fitted without it)."""
+    import numpy as np
+
+    from lts_cli import predictor
+    from lts_cli.store import open_store
+
+    with open_store() as store:
+        evaluator = Evaluator(settings, store)
+        cached = store.measurements_on(evaluator.fingerprint)
+    key = settings.prefill_key() if kind == "prefill" else settings.decode_key()
+    rows = predictor.training_data(cached, kind, key)
+    model = predictor.fit(rows, kind, key)
+    x = np.stack([predictor.features(a, kind, model.settings) for a, _ in rows])
+    measured = [t for _, t in rows]
+    predicted = [float(v) for v in predictor.cross_validate(x, np.array(measured))]
+    errors = sorted(abs(p - m) / m for p, m in zip(predicted, measured, strict=True))
+    return {
+        "fingerprint": evaluator.fingerprint,
+        "model": model.to_dict(),
+        "out_of_sample": {
+            "n": len(rows),
+            "spearman": predictor.spearman(predicted, measured),
+            "median_abs_error": float(np.median(errors)),
+            "p90_abs_error": float(np.percentile(errors, 90)),
+        },
+        "points": [
+            {"archid": a.archid, "measured": m, "predicted": p} for (a, m), p in zip(rows, predicted, strict=True)
+        ],
+    }

@@ -14,6 +14,7 @@ whose Conv1D weights are already laid out [in, out], so a trained model's weight
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -84,7 +85,7 @@ def random_weights(arch: Arch, seed: int = 0, pool_size: int = 1 << 20) -> Itera
         if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
             yield name, np.ones(shape, dtype=np.float32)
             continue
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         flat = np.empty(size, dtype=np.float32)
         start = int(rng.integers(pool_size))
         for pos in range(0, size, pool_size):
@@ -148,9 +149,7 @@ def file_size(arch: Arch, graph: str = "next-token", dtype: str = "fp32") -> int
     stored = _stored_tensors(arch, dtype)
     stubs = _stubs((name, np.dtype(kind), shape) for name, (kind, shape) in stored.items())
     model = _graph_model(arch, graph, stubs, dtype == "int8")
-    return _embedded_size(
-        model, {n: int(np.prod(shape)) * np.dtype(kind).itemsize for n, (kind, shape) in stored.items()}
-    )
+    return _embedded_size(model, {n: math.prod(shape) * np.dtype(kind).itemsize for n, (kind, shape) in stored.items()})
 
 
 def _stored_tensors(arch: Arch, dtype: str) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -174,7 +173,7 @@ def _stubs(tensors: Iterable[tuple[str, np.dtype, tuple[int, ...]]]) -> list[Ten
     stubs: list[TensorProto] = []
     offset = 0
     for name, kind, shape in tensors:
-        nbytes = int(np.prod(shape)) * kind.itemsize
+        nbytes = math.prod(shape) * kind.itemsize
         data_type = helper.np_dtype_to_tensor_dtype(kind)
         stub = TensorProto(name=name, dims=shape, data_type=data_type, data_location=TensorProto.EXTERNAL)
         for key, value in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(nbytes))):

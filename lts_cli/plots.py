@@ -99,3 +99,28 @@ def _png(fig: Any, plt: Any) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def predictor_plot(points: list[dict[str, Any]], title: str) -> bytes:
+    """Predicted (out of sample) against measured latency, log-log, with the y = x line and +-10%."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [p["measured"] for p in points]
+    predicted = [p["predicted"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 5.5), dpi=110)
+    ax.scatter(measured, predicted, s=18, alpha=0.8)
+    low, high = min(measured + predicted) * 0.9, max(measured + predicted) * 1.1
+    ax.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = measured")
+    for factor, style in ((1.1, "--"), (0.9, "--")):
+        ax.plot([low, high], [low * factor, high * factor], color="grey", linestyle=style, linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured latency (s)")
+    ax.set_ylabel("predicted latency (s), out of sample")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left")
+    return _png(fig, plt)

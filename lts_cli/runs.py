@@ -3,7 +3,8 @@
 runs/<name>/
   config.yaml            the effective config (defaults < --config file < flags)
   state.json             the resumable search state, rewritten after every architecture
-  results.csv            every evaluated architecture (archai's columns + the arch fields)
+  results.csv            every measured architecture (archai's columns + the arch fields)
+  screened.csv           a screened search's predicted, unmeasured candidates
   pareto/<archid>.json   the current Pareto members as gallery-style configs
   summary.json           front, hypervolume per generation, timings
   *.png                  params vs latency, params vs memory, hypervolume per generation
@@ -25,7 +26,7 @@ from lts_cli import objectives as registry
 from lts_cli import workspace
 from lts_cli.config import SearchConfig, as_plain, from_file
 from lts_cli.errors import LtsError, UsageError
-from lts_cli.search import Record, Search, SearchState
+from lts_cli.search import Candidate, Record, Search, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 
 # archai's columns around the chosen objectives, then the architecture, then any other value recorded.
@@ -34,11 +35,16 @@ _RUN_COLUMNS = ["parent", "parents", "iteration_num", "search_walltime_hours", "
 
 def csv_columns(objectives: tuple[str, ...], records: list[Record]) -> list[str]:
     """`archid`, the chosen objectives, archai's run columns, the architecture fields, every other
-    objective some record has a value for (in registry order), `cached`. For the published
-    objectives this is archai's layout."""
+    objective some record has a value for (in registry order), `cached`, `latency_source`, and in a
+    screened search what was predicted for each before it was measured. For the published
+    objectives this begins with archai's layout."""
     recorded = {name for r in records for name in r.values}
     others = [name for name in registry.REGISTRY if name in recorded and name not in objectives]
-    return ["archid", *objectives, *_RUN_COLUMNS, *ARCH_FIELDS, *others, "cached"]
+    predicted = sorted({f"predicted_{n}" for r in records if r.predicted for n in r.predicted if n in LATENCIES})
+    return ["archid", *objectives, *_RUN_COLUMNS, *ARCH_FIELDS, *others, "cached", "latency_source", *predicted]
+
+
+LATENCIES = ("onnx_latency", "decode_latency")
 
 
 def new_name(seed: int) -> str:
@@ -123,6 +129,8 @@ class RunFolder:
         front = search.front(state)
         front_ids = {r.archid for r in front}
         self._write("results.csv", _csv(search.config.objectives, state.records, front_ids).encode())
+        if search.config.screen:
+            self._write("screened.csv", _screened_csv(search.config.objectives, state.screened).encode())
         pareto_dir = self.path / "pareto"
         pareto_dir.mkdir(exist_ok=True)
         for record in front:
@@ -157,12 +165,26 @@ def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]
             "search_walltime_hours": r.walltime_s / 3600,
             "is_pareto": r.archid in front_ids,
             "cached": r.cached,
+            "latency_source": "measured",  # every record is; predictions live in screened.csv
             **r.arch,
+            **{f"predicted_{n}": v for n, v in (r.predicted or {}).items() if n in LATENCIES},
         }
         for name in ("non_embedding_params", "total_params"):
             if name in row:
                 row[name] = int(row[name])
         writer.writerow(row)
+    return out.getvalue()
+
+
+def _screened_csv(objectives: tuple[str, ...], screened: list[Candidate]) -> str:
+    """The candidates a screened search predicted and did not measure: never part of its front."""
+    out = io.StringIO()
+    columns = ["archid", "generation", *objectives, *ARCH_FIELDS, "latency_source"]
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for c in screened:
+        writer.writerow({"archid": c.archid, "generation": c.generation, **(c.predicted or {}), **c.arch,
+                         "latency_source": "predicted"})  # fmt: skip
     return out.getvalue()
 
 
@@ -218,6 +240,17 @@ def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
             if measured
             else 0.0,
         },
+        "screening": {
+            "factor": search.config.screen_factor,
+            "measure": search.config.screen_measure,
+            "explore": search.config.screen_explore,
+            "predicted_not_measured": len(state.screened),
+            "definition": "each generation after the first: screen_factor x the proposals, latency predicted by a "
+            "model of this machine, measured only if it could join the measured front, at most screen_measure x a "
+            "plain generation's count (generations_log.screening)",
+        }
+        if search.config.screen
+        else None,
     }
 
 
@@ -325,7 +358,7 @@ def execute(
     every generation. Measurements go through the workspace cache. A new run's folder appears
     with its first state; if the search fails before it has evaluated anything, the folder goes
     again (a Ctrl-C keeps it: the run resumes)."""
-    from lts_cli.evaluation import SearchEvaluator
+    from lts_cli.evaluation import SearchEvaluator, StoreScreener
     from lts_cli.store import open_store
 
     run = job.run
@@ -333,7 +366,8 @@ def execute(
         evaluator = SearchEvaluator(
             job.config.measure, job.config.objectives, store, f"search:{run.name}", use_cache, progress
         )
-        search = Search(job.config, evaluator)
+        screener = StoreScreener(evaluator.evaluator, job.config.objectives) if job.config.screen else None
+        search = Search(job.config, evaluator, screener=screener)
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
             if event in ("arch_done", "generation_ready"):

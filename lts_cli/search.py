@@ -6,6 +6,15 @@ far, and builds the next population from one mutation per front member (`mutatio
 `max_unseen` (archai's EvolutionParetoSearch). Architectures outside the parameter constraint are
 rejected before any measurement, and an architecture already evaluated is never proposed again.
 
+With `screen` on (and a `Screener`: a latency model refitted after every generation), each
+generation after the first proposes `screen_factor` times as many candidates, scores them all with
+exact parameters and file sizes and predicted latencies, and measures only those that could join
+the measured front within the model's error margin, at most `screen_measure` of what a plain
+generation would measure (those adding the most predicted hypervolume), plus a small random share
+for exploration. The front, its hypervolume and every record
+stay measured; screened-out candidates are kept apart (`SearchState.screened`) and never proposed
+again.
+
 All state lives in `SearchState`, which is plain data: after every architecture the caller may
 save it, and `run_search` continues from a saved state exactly where it stopped. Random draws
 happen only between generations, from the RNG state saved with the population, so a resumed run
@@ -14,16 +23,19 @@ proposes the same architectures as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lts_cli import objectives as registry
 from lts_cli.config import SearchConfig
-from lts_cli.errors import LtsError
+from lts_cli.errors import LtsError, TooFewMeasurements
 from lts_cli.pareto import hypervolume, pareto_front, to_minimization
+from lts_cli.screening import select
 from lts_cli.space import Arch
 
 
@@ -40,12 +52,25 @@ Evaluate = Callable[[Arch], Measured]
 OnEvent = Callable[[str, "SearchState", dict[str, Any]], None]
 
 
+class Screener(Protocol):
+    """Predicts objective values so a screened search can choose what to measure."""
+
+    def fit(self, records: list[Record]) -> dict[str, dict[str, float]]:
+        """Refit from everything measured so far; per predicted objective: n, cv_median, cv_p90, margin."""
+        ...
+
+    def predict(self, arch: Arch) -> dict[str, float]:
+        """Every chosen objective: exact ones computed, measured ones predicted."""
+        ...
+
+
 @dataclass
 class Candidate:
     arch: dict[str, int]
     generation: int
     parent: str | None = None  # mutations: the front member it came from
     parents: str | None = None  # crossovers: "archid1,archid2"
+    predicted: dict[str, float] | None = None  # a screened search's prediction, made before measuring
 
     @property
     def archid(self) -> str:
@@ -70,6 +95,7 @@ class GenerationLog:
     hypervolume: float
     new_on_front: list[str]
     seconds: float
+    screening: dict[str, Any] | None = None  # proposed, measured, the model and its error on this generation
 
 
 @dataclass
@@ -82,6 +108,8 @@ class SearchState:
     bounds: dict[str, float] | None = None  # hypervolume normalization, fixed after generation 1
     log: list[GenerationLog] = field(default_factory=list)
     finished: bool = False
+    screened: list[Candidate] = field(default_factory=list)  # predicted, not measured
+    screening: dict[str, Any] | None = None  # how the pending generation was chosen
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +125,8 @@ class SearchState:
             bounds=data["bounds"],
             log=[GenerationLog(**g) for g in data["log"]],
             finished=data["finished"],
+            screened=[Candidate(**c) for c in data.get("screened", [])],
+            screening=data.get("screening"),
         )
 
 
@@ -115,11 +145,20 @@ def _rng_state(rng: random.Random) -> list[Any]:
 class Search:
     """One search: its config, the evaluator and the state it advances."""
 
-    def __init__(self, config: SearchConfig, evaluate: Evaluate, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: SearchConfig,
+        evaluate: Evaluate,
+        clock: Callable[[], float] = time.monotonic,
+        screener: Screener | None = None,
+    ) -> None:
+        if config.screen and screener is None:
+            raise LtsError("a screened search needs a latency model (a Screener)")
         self.config = config
         self.space = config.space
         self.evaluate = evaluate
         self.clock = clock
+        self.screener = screener if config.screen else None
 
     # ---- candidates ----------------------------------------------------------------------------
 
@@ -144,12 +183,14 @@ class Search:
                 out[arch.archid] = Candidate(arch.to_dict(), generation)
         return list(out.values())
 
-    def mutations(self, rng: random.Random, parents: list[Record], seen: set[str], generation: int) -> list[Candidate]:
+    def mutations(
+        self, rng: random.Random, parents: list[Record], seen: set[str], generation: int, per_parent: int
+    ) -> list[Candidate]:
         out: dict[str, Candidate] = {}
         for parent in parents:
             found = 0
             for _ in range(self.config.patience):
-                if found == self.config.mutations_per_parent:
+                if found == per_parent:
                     break
                 child = self.space.mutate(Arch(**parent.arch), rng)
                 if self.valid(child) and child.archid not in seen and child.archid not in out:
@@ -157,11 +198,13 @@ class Search:
                     found += 1
         return list(out.values())
 
-    def crossovers(self, rng: random.Random, parents: list[Record], seen: set[str], generation: int) -> list[Candidate]:
+    def crossovers(
+        self, rng: random.Random, parents: list[Record], seen: set[str], generation: int, count: int
+    ) -> list[Candidate]:
         out: dict[str, Candidate] = {}
         if len(parents) < 2:
             return []
-        for _ in range(self.config.crossovers):
+        for _ in range(count):
             p1, p2 = rng.sample(parents, 2)
             for _ in range(self.config.patience):
                 child = self.space.crossover(Arch(**p1.arch), Arch(**p2.arch), rng)
@@ -267,6 +310,7 @@ class Search:
                 hypervolume=self.hypervolume(state),
                 new_on_front=[r.archid for r in front if r.archid not in front_before],
                 seconds=sum(r.eval_s for r in this_gen),
+                screening=None if state.screening is None else {**state.screening, "error": _errors(this_gen)},
             )
             state.log = [g for g in state.log if g.generation != state.generation] + [entry]
             if state.generation >= c.generations:
@@ -281,13 +325,72 @@ class Search:
 
     def _next_generation(self, state: SearchState, front: list[Record]) -> None:
         rng = _rng_from(state.rng_state)
+        c = self.config
         nxt = state.generation + 1
-        seen = {r.archid for r in state.records}
-        crossed = self.crossovers(rng, front, seen, nxt)
-        mutated = self.mutations(rng, front, seen | {x.archid for x in crossed}, nxt)
-        fresh = self.sample(rng, self.config.random_mix, seen | {x.archid for x in crossed + mutated}, nxt)
+        factor = c.screen_factor if self.screener else 1
+        seen = {r.archid for r in state.records} | {x.archid for x in state.screened}
+        crossed = self.crossovers(rng, front, seen, nxt, c.crossovers * factor)
+        mutated = self.mutations(rng, front, seen | {x.archid for x in crossed}, nxt, c.mutations_per_parent * factor)
+        fresh = self.sample(rng, c.random_mix * factor, seen | {x.archid for x in crossed + mutated}, nxt)
         population = crossed + mutated + fresh
         rng.shuffle(population)
-        state.pending = population[: self.config.max_unseen]
+        population = population[: c.max_unseen * factor]
+        state.pending, state.screening = population, None
+        if self.screener is not None:
+            self._screen(state, front, population, rng)
         state.generation = nxt
         state.rng_state = _rng_state(rng)
+
+    def _screen(self, state: SearchState, front: list[Record], population: list[Candidate], rng: random.Random) -> None:
+        """Keep for measuring what could join the front, at most `screen_measure` of what a plain
+        generation would measure (the most promising by predicted hypervolume), and a random
+        exploration share; the rest is screened out with its prediction."""
+        assert self.screener is not None and state.bounds is not None
+        c = self.config
+        plain = math.ceil(len(population) / c.screen_factor)
+        most = max(1, round(plain * c.screen_measure))
+        try:
+            models = self.screener.fit(state.records)
+        except TooFewMeasurements as exc:  # not screened: a plain generation's worth, as a plain search would
+            state.pending = population[:plain]
+            state.screening = {"proposed": len(population), "measured": plain, "not_screened": str(exc)}
+            return
+        for candidate in population:
+            candidate.predicted = self.screener.predict(Arch(**candidate.arch))
+        margins = {name: stats["margin"] for name, stats in models.items()}
+        chosen = select(
+            [x.predicted or {} for x in population],
+            [r.values for r in front],
+            c.objectives,
+            state.bounds,
+            margins,
+            most,
+        )
+        rest = [i for i in range(len(population)) if i not in set(chosen)]
+        explore = sorted(rng.sample(rest, min(len(rest), math.ceil(c.screen_explore * max(len(chosen), 1)))))
+        keep = set(chosen) | set(explore)
+        state.pending = [x for i, x in enumerate(population) if i in keep]
+        state.screened += [x for i, x in enumerate(population) if i not in keep]
+        state.screening = {
+            "proposed": len(population),
+            "predicted": len(population),
+            "measured": len(state.pending),
+            "explored": len(explore),
+            "models": models,
+        }
+
+
+def _errors(records: list[Record]) -> dict[str, dict[str, float]]:
+    """Per predicted objective: the model's relative error on these records, predicted before measured."""
+    out: dict[str, dict[str, float]] = {}
+    names = {n for r in records if r.predicted for n in r.predicted if registry.get(n).kind == "measured"}
+    for name in sorted(names):
+        errors = sorted(
+            abs(r.predicted[name] - r.values[name]) / r.values[name]
+            for r in records
+            if r.predicted and name in r.predicted and r.values.get(name)
+        )
+        if errors:
+            p90 = errors[max(0, math.ceil(0.9 * len(errors)) - 1)]
+            out[name] = {"n": len(errors), "median": statistics.median(errors), "p90": p90}
+    return out

@@ -172,6 +172,15 @@ class Store:
             ),
         )
 
+    def measurements_on(self, fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every cached result measured on the machine with this fingerprint, oldest first."""
+        with self._reading("measurements"):
+            rows = self._conn.execute(
+                "SELECT result FROM measurements WHERE fingerprint = ? ORDER BY created",
+                (json.dumps(fingerprint, sort_keys=True),),
+            ).fetchall()
+            return [_object(r["result"]) for r in rows]
+
     def count_measurements(self) -> int:
         with self._reading("measurements"):
             return int(self._conn.execute("SELECT count(*) FROM measurements").fetchone()[0])

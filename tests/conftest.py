@@ -161,7 +161,7 @@ def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type:
         return evaluation.Measurement(
             archid=arch.archid,
             arch=arch.to_dict(),
-            settings={},
+            settings=self.settings.prefill_key() if kind == "prefill" else self.settings.decode_key(),
             fingerprint=self.fingerprint,
             non_embedding_params=arch.non_embedding_params,
             latency_s=latency,

@@ -101,7 +101,7 @@ def _root(
     pass
 
 
-from lts_cli.cli import cache, export, gallery, generate, models, profile, search, train  # noqa: E402
+from lts_cli.cli import cache, export, gallery, generate, models, predictor, profile, search, train  # noqa: E402
 
 app.add_typer(search.app, name="search")
 app.command("train")(train.train)
@@ -111,6 +111,7 @@ app.add_typer(gallery.app, name="gallery")
 app.command("generate")(generate.generate)
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(predictor.app, name="predictor")
 
 
 def main() -> None:

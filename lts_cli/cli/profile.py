@@ -19,6 +19,7 @@ from lts_cli.cli.common import (
     fmt_params,
     fmt_s,
     note,
+    objective_cell,
     out,
     print_json,
     stage_progress,
@@ -91,6 +92,9 @@ def profile(
     decode_context: Optional[int] = typer.Option(
         None, "--decode-context", help="Tokens in the KV cache for decode_latency.", show_default=_d("decode_context")
     ),
+    predict: bool = typer.Option(
+        False, "--predict", help="Predict the latencies with this machine's latency model instead of measuring."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
@@ -140,6 +144,9 @@ def profile(
     chosen, left_out = profile_objectives(target.arch, settings, requested)
     if left_out:
         note(left_out)
+    if predict:
+        _predict(target, settings, chosen, json_out)
+        return
     with stage_progress(target.label[:18]) as progress:
         result = run_profile(target.arch, settings, chosen, use_cache=not no_cache, progress=progress)
     published = target.entry.published() if target.entry else None
@@ -167,6 +174,39 @@ def profile(
         )
         return
     _print_profile(target, settings, chosen, result, published)
+
+
+def _predict(target: Any, settings: MeasureSettings, chosen: list[str], json_out: bool) -> None:
+    """Exact objectives computed, latencies predicted (never stored as measurements)."""
+    from lts_cli.errors import TooFewMeasurements
+    from lts_cli.evaluation import predictions
+
+    result = predictions(target.arch, settings, chosen)
+    latencies = [name for name in chosen if name in ("onnx_latency", "decode_latency")]
+    if latencies and not result["predicted"]:
+        raise TooFewMeasurements(result["missing"][latencies[0]])
+    for name, why in result["missing"].items():
+        note(f"{name}: {why}")
+    if json_out:
+        print_json({"label": target.label, "archid": target.arch.archid, **result})
+        return
+    out.print(f"[bold]{target.label}[/]  {target.arch.short()}", highlight=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("", justify="left")
+    for name in chosen:
+        if name in result["exact"]:
+            table.add_row(registry.get(name).label, objective_cell(name, result["exact"][name]), "exact")
+        elif name in result["predicted"]:
+            p = result["predicted"][name]
+            err = p["expected_error"]
+            how = (
+                f"predicted: expected error {err['median']:.1%} median, {err['p90']:.1%} p90 out of sample; "
+                f"fitted on {p['n']} measurements"
+            )
+            table.add_row(registry.get(name).label, objective_cell(name, p["value"]), how)
+    out.print(table)
 
 
 def _print_profile(target: Any, settings: MeasureSettings, chosen: list[str], result: Any, published: Any) -> None:

@@ -92,6 +92,30 @@ def search(
         help="Tokens in the KV cache for decode_latency.",
         show_default=_d("measure.decode_context"),
     ),
+    screen: Optional[bool] = typer.Option(
+        None,
+        "--screen/--no-screen",
+        help="Propose more, predict latency with this machine's model, measure only what could reach the front.",
+        show_default="no-screen",
+    ),
+    screen_factor: Optional[int] = typer.Option(
+        None,
+        "--screen-factor",
+        help="With --screen: proposals per generation, x a plain one.",
+        show_default=_d("screen_factor"),
+    ),
+    screen_measure: Optional[float] = typer.Option(
+        None,
+        "--screen-measure",
+        help="With --screen: measure at most this share of what a plain generation would.",
+        show_default=_d("screen_measure"),
+    ),
+    screen_explore: Optional[float] = typer.Option(
+        None,
+        "--screen-explore",
+        help="With --screen: also measure this share of the chosen, at random.",
+        show_default=_d("screen_explore"),
+    ),
     name: Optional[str] = typer.Option(
         None, "--name", help="Run name (a folder under the workspace's runs/).", show_default="date-time-seedN"
     ),
@@ -131,6 +155,10 @@ def search(
         "measure.target_ci": target_ci,
         "measure.decode_context": decode_context,
         "objectives": registry.parse(objectives) if objectives is not None else None,
+        "screen": screen,
+        "screen_factor": screen_factor,
+        "screen_measure": screen_measure,
+        "screen_explore": screen_explore,
     }
     job = prepare(name, resume, config, flags)
     if job.state is not None:
@@ -177,7 +205,7 @@ class _SearchProgress:
             new = ", ".join(a[:12] for a in g.new_on_front[:4]) + (" ..." if len(g.new_on_front) > 4 else "")
             self.live.console.print(
                 f"generation {g.generation}: evaluated {g.evaluated} ({g.cached} cached), Pareto {g.pareto_size}, "
-                f"hypervolume {g.hypervolume:.4f}, new on front: {new or 'none'}, {g.seconds:.1f} s",
+                f"hypervolume {g.hypervolume:.4f}, new on front: {new or 'none'}, {g.seconds:.1f} s{_screened(g)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -185,6 +213,17 @@ class _SearchProgress:
     def on_stage(self, stage: str, done: int, total: int) -> None:
         detail = f"{stage} {done + 1}/{total}" if total > 1 else stage
         self.live.update(self.archs, description=f"{self.current} {detail}")
+
+
+def _screened(g: Any) -> str:
+    """A screened generation: how many were proposed and measured, and the model's error on them."""
+    s = g.screening
+    if not s:
+        return ""
+    if "not_screened" in s:
+        return f"; not screened (too few measurements for a latency model): {s['measured']} of {s['proposed']}"
+    errors = ", ".join(f"{name} {e['median']:.1%} median, {e['p90']:.1%} p90" for name, e in s["error"].items())
+    return f"; screened: measured {s['measured']} of {s['proposed']} proposed; prediction error {errors or '-'}"
 
 
 def _front_table(rows: list[dict[str, Any]], objectives: list[str], title: str) -> Table:

@@ -1,0 +1,250 @@
+"""A per-machine latency model: ONNX Runtime latency of an architecture, predicted from what was
+measured on this machine with the same settings, with its expected error.
+
+Latency on a CPU is mostly matrix products and memory traffic, so the model is linear in counts
+that an architecture and the settings fix (FLOPs of the projections, the MLP, attention at the
+sequence length, the LM head; elementwise work; bytes of weights and of the KV cache; per-layer,
+per-head and per-run fixed costs), with non-negative coefficients (a cost cannot be negative),
+fitted by least squares on the *relative* error (numpy, Lawson-Hanson NNLS). Its expected error is
+measured out of sample: k-fold predictions of measurements it was not fitted on.
+
+A prediction is never a measurement: nothing here writes to the measurement cache.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lts_cli.errors import TooFewMeasurements
+from lts_cli.space import Arch
+
+MIN_MEASUREMENTS = 8  # fewer cannot pin down the main costs
+FOLDS = 5
+MIN_MARGIN = 0.03  # timing noise on a quiet machine: the screen never trusts a prediction more than this
+
+# Settings that change a measurement's precision but not what it measures: pooled for training.
+TIMING_ONLY = ("warmup", "trials", "adaptive", "min_trials", "target_ci")
+
+# Each feature is a distinct monomial of the architecture for fixed settings (S, context, batch),
+# so the coefficients are identifiable: d^2 L, d di L, d L, di L, H L, d, L, 1.
+PREFILL_FEATURES = (
+    "projection FLOPs (QKV, out)", "MLP FLOPs", "attention FLOPs and d-wide elementwise (S^2 d L)",
+    "MLP-wide elementwise (S di L)", "softmax elements (heads x S^2)", "LM head FLOPs", "per layer", "per run",
+)  # fmt: skip
+DECODE_FEATURES = (
+    "projection FLOPs (weights read)", "MLP FLOPs (weights read)", "attention over the KV cache (context d L)",
+    "MLP-wide elementwise (di L)", "softmax elements (heads x context)", "LM head FLOPs (embedding read)",
+    "per layer", "per step",
+)  # fmt: skip
+
+
+def model_key(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings a latency depends on (measurements that differ only in timing protocol pool)."""
+    return {k: v for k, v in settings.items() if k not in TIMING_ONLY}
+
+
+def features(arch: Arch, kind: str, settings: dict[str, Any]) -> np.ndarray:
+    """The counts the latency of `arch` is linear in, for a prefill or a decode measurement."""
+    L, d, di, H, V = arch.n_layer, arch.d_model, arch.d_inner, arch.n_head, arch.vocab_size
+    B = settings.get("batch_size", 1)
+    if kind == "prefill":
+        S = settings["seq_len"]
+        head_rows = S if settings.get("graph") == "logits" else 1
+        return np.array(
+            [
+                8.0 * B * S * d * d * L,
+                4.0 * B * S * d * di * L,
+                4.0 * B * S * S * d * L,
+                1.0 * B * S * di * L,
+                1.0 * B * H * S * S * L,
+                2.0 * B * head_rows * d * V,
+                float(L),
+                1.0,
+            ]
+        )
+    C = settings["decode_context"] + 1
+    return np.array(
+        [
+            8.0 * B * d * d * L,
+            4.0 * B * d * di * L,
+            4.0 * B * C * d * L,
+            1.0 * B * di * L,
+            1.0 * B * H * C * L,
+            2.0 * B * d * V,
+            float(L),
+            1.0,
+        ]
+    )
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """min ||a x - b|| subject to x >= 0 (Lawson and Hanson's active-set method)."""
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    tol = 10 * np.finfo(float).eps * np.abs(a).sum(axis=0).max() * max(m, n)
+    w = a.T @ (b - a @ x)
+    for _ in range(max_iter):
+        if passive.all() or w[~passive].max() <= tol:
+            break
+        passive[np.argmax(np.where(passive, -np.inf, w))] = True
+        while True:
+            s = np.zeros(n)
+            s[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if s[passive].min() > 0:
+                break
+            blocking = passive & (s <= 0)
+            alpha = np.min(x[blocking] / (x[blocking] - s[blocking]))
+            x = x + alpha * (s - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+        x = s
+        w = a.T @ (b - a @ x)
+    return x
+
+
+def _fit_coef(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients minimizing the squared relative error of x @ coef against y."""
+    scale = np.abs(x).max(axis=0)
+    scale[scale == 0] = 1.0
+    rows = (x / scale) / y[:, None]  # each row divided by its latency: relative error
+    return nnls(rows, np.ones_like(y)) / scale
+
+
+@dataclass
+class LatencyModel:
+    """A fitted model for one kind of measurement, machine and settings."""
+
+    kind: str
+    settings: dict[str, Any]
+    coef: list[float]
+    n: int  # measurements it was fitted on
+    cv_median: float  # out-of-fold absolute relative error: median
+    cv_p90: float  # and 90th percentile
+    feature_names: tuple[str, ...] = field(default=())
+
+    def predict(self, arch: Arch) -> float:
+        return float(features(arch, self.kind, self.settings) @ np.asarray(self.coef))
+
+    @property
+    def margin(self) -> float:
+        """The relative error a prediction is trusted to: the 90th percentile seen out of sample."""
+        return max(self.cv_p90, MIN_MARGIN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "settings": self.settings,
+            "n": self.n,
+            "expected_error": {"median": self.cv_median, "p90": self.cv_p90, "how": f"{FOLDS}-fold, out of sample"},
+            "coefficients": dict(zip(self.feature_names, self.coef, strict=True)),
+        }
+
+
+def fit(rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any], seed: int = 0) -> LatencyModel:
+    """Fit on (architecture, measured latency) pairs; the expected error from k-fold predictions."""
+    if len(rows) < MIN_MEASUREMENTS:
+        raise TooFewMeasurements(
+            f"the latency model needs {MIN_MEASUREMENTS} measurements on this machine with these settings and "
+            f"has {len(rows)}: measure {MIN_MEASUREMENTS - len(rows)} more (`lts search`, or `lts profile ID`)"
+        )
+    key = model_key(settings)
+    x = np.stack([features(a, kind, key) for a, _ in rows])
+    y = np.array([t for _, t in rows], dtype=float)
+    predicted = cross_validate(x, y, seed)
+    errors = np.abs(predicted - y) / y
+    names = PREFILL_FEATURES if kind == "prefill" else DECODE_FEATURES
+    return LatencyModel(
+        kind,
+        key,
+        [float(c) for c in _fit_coef(x, y)],
+        len(rows),
+        float(np.median(errors)),
+        float(np.percentile(errors, 90)),
+        names,
+    )
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Out-of-fold predictions: each measurement predicted by a model fitted without it."""
+    order = list(range(len(y)))
+    random.Random(seed).shuffle(order)
+    folds = [order[i::FOLDS] for i in range(min(FOLDS, len(y)))]
+    out = np.zeros_like(y)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        out[test] = x[test] @ _fit_coef(x[train], y[train])
+    return out
+
+
+def training_data(
+    measurements: Sequence[dict[str, Any]], kind: str, settings: dict[str, Any]
+) -> list[tuple[Arch, float]]:
+    """(architecture, latency) of the cached `measurements` of `kind` taken with the same settings
+    (timing protocol aside); an architecture measured more than once counts once, at its median."""
+    want = model_key(settings)
+    found: dict[str, list[float]] = {}
+    archs: dict[str, Arch] = {}
+    for m in measurements:
+        if m.get("kind", "prefill") != kind or model_key(m.get("settings", {})) != want:
+            continue
+        arch = Arch(**m["arch"])
+        archs[arch.archid] = arch
+        found.setdefault(arch.archid, []).append(float(m["latency_s"]))
+    return [(archs[k], float(np.median(v))) for k, v in found.items()]
+
+
+# ---- accuracy -----------------------------------------------------------------------------------
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing the average of their positions."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's on average ranks, so ties are handled)."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    sa = math.sqrt(sum((x - ma) ** 2 for x in ra))
+    sb = math.sqrt(sum((y - mb) ** 2 for y in rb))
+    return cov / (sa * sb) if sa > 0 and sb > 0 else float("nan")
+
+
+def held_out(
+    rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any], train: int, seed: int = 0
+) -> dict[str, Any]:
+    """Fit on `train` random measurements, test on all the others: Spearman and absolute % errors."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    fitted = fit([rows[i] for i in order[:train]], kind, settings, seed)
+    test = [rows[i] for i in order[train:]]
+    predicted = [fitted.predict(a) for a, _ in test]
+    measured = [t for _, t in test]
+    errors = sorted(abs(p - m) / m for p, m in zip(predicted, measured, strict=True))
+    return {
+        "train": train,
+        "test": len(test),
+        "spearman": spearman(predicted, measured),
+        "median_abs_error": float(np.median(errors)),
+        "p90_abs_error": float(np.percentile(errors, 90)),
+        "predicted": predicted,
+        "measured": measured,
+    }
