@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate clean
+.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate bench-predictor bench-proxy clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/ruff format --check lts_cli tests benchmarks
 	$(BIN)/mypy
 
-bench: bench-profile bench-search bench-generate
+bench: bench-profile bench-search bench-generate bench-predictor bench-proxy
 
 bench-profile: install
 	$(BIN)/python benchmarks/bench_profile.py
@@ -37,6 +37,12 @@ bench-search: install
 
 bench-generate: install
 	$(BIN)/python benchmarks/bench_generate.py
+
+bench-predictor: install
+	$(BIN)/python benchmarks/bench_predictor.py
+
+bench-proxy: install
+	$(BIN)/python benchmarks/bench_proxy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

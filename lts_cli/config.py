@@ -94,10 +94,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
     return cls(**values)  # a ConfigError names its fields relative to `cls`; the caller says where
 
 
-def from_file(cls: type[T], path: Path) -> T:
-    """A config object from a YAML/JSON file; every error names the file and the key."""
+def from_file(cls: type[T], path: Path, defaults: dict[str, Any] | None = None) -> T:
+    """A config object from a YAML/JSON file (over `defaults` of top-level keys, if given); every
+    error names the file and the key."""
     try:
-        return from_mapping(cls, load_mapping(path), str(path))
+        return from_mapping(cls, {**(defaults or {}), **load_mapping(path)}, str(path))
     except ConfigError as exc:
         raise LtsError(f"{path}: {exc}") from exc
 
@@ -373,7 +374,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     dropout: float = 0.1
     eval_every: int = 500
-    eval_batches: int = 0  # 0: the whole validation split
+    eval_batches: int = 0  # batches of the validation and test splits evaluated; 0: all
     save_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10
@@ -424,7 +425,12 @@ def load_config(cls: type[T], path: Path | None = None, **flags: Any) -> T:
     """Defaults < a YAML/JSON file < the flags that were given (dotted keys such as
     `measure.seq_len` reach nested sections). A value a flag made invalid is a usage error that
     names the flag (`--seq-len`); one from the file names the file and the key."""
-    settings = from_file(cls, path) if path is not None else cls()
+    return override(from_file(cls, path) if path is not None else cls(), path, **flags)
+
+
+def override(settings: T, path: Path | None = None, **flags: Any) -> T:
+    """`settings` with the flags that were given (not None); an invalid value a flag set is a usage
+    error naming the flag, one from `path` (the file `settings` came from) names the key there."""
     try:
         return replace(settings, **flags)
     except ConfigError as exc:

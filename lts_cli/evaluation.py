@@ -394,6 +394,7 @@ def predictor_report(settings: MeasureSettings, kind: Kind) -> dict[str, Any]:
     import numpy as np
 
     from lts_cli import predictor
+    from lts_cli.rankstats import spearman
     from lts_cli.store import open_store
 
     with open_store() as store:
@@ -411,7 +412,7 @@ def predictor_report(settings: MeasureSettings, kind: Kind) -> dict[str, Any]:
         "model": model.to_dict(),
         "out_of_sample": {
             "n": len(rows),
-            "spearman": predictor.spearman(predicted, measured),
+            "spearman": spearman(predicted, measured),
             "median_abs_error": float(np.median(errors)),
             "p90_abs_error": float(np.percentile(errors, 90)),
         },

@@ -124,3 +124,26 @@ def predictor_plot(points: list[dict[str, Any]], title: str) -> bytes:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left")
     return _png(fig, plt)
+
+
+def proxy_plot(report: dict[str, Any]) -> bytes:
+    """Each proxy against validation perplexity (log-log), one panel per proxy, with its Spearman."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["proxies"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), dpi=110, squeeze=False)
+    ppl = [row["val_perplexity"] for row in report["architectures"]]
+    for ax, name in zip(axes[0], names, strict=True):
+        p = report["proxies"][name]
+        ax.scatter([row[name] for row in report["architectures"]], ppl, s=24)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(p["label"])
+        ax.set_ylabel("validation perplexity")
+        ax.set_title(f"Spearman {p['spearman']:.2f}, Kendall {p['kendall']:.2f}")
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{report['corpus']}: {report['budget']['max_steps']} steps per architecture")
+    return _png(fig, plt)

@@ -13,7 +13,6 @@ A prediction is never a measurement: nothing here writes to the measurement cach
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lts_cli.errors import TooFewMeasurements
+from lts_cli.rankstats import spearman
 from lts_cli.space import Arch
 
 MIN_MEASUREMENTS = 8  # fewer cannot pin down the main costs
@@ -201,31 +201,6 @@ def training_data(
 
 
 # ---- accuracy -----------------------------------------------------------------------------------
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing the average of their positions."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's on average ranks, so ties are handled)."""
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    sa = math.sqrt(sum((x - ma) ** 2 for x in ra))
-    sb = math.sqrt(sum((y - mb) ** 2 for y in rb))
-    return cov / (sa * sb) if sa > 0 and sb > 0 else float("nan")
 
 
 def held_out(

@@ -76,8 +76,10 @@ def train(
     name: str | None = None,
     restart: bool = False,
     on_event: OnEvent | None = None,
+    models_root: Path | None = None,
 ) -> TrainResult:
-    """Train `target.arch` on `corpus`; resumes an interrupted run of the same command by itself."""
+    """Train `target.arch` on `corpus`; resumes an interrupted run of the same command by itself.
+    `models_root`: where the model folder goes (the workspace's models/ by default)."""
     import torch
     import transformers
 
@@ -86,7 +88,7 @@ def train(
     rank, world = _rank()
     model_id = name or model_id_for(target)
     _check(arch, config)
-    models = workspace.models_dir()
+    models = models_root or workspace.models_dir()
     final, work = models / model_id, models / f".{model_id}.training"
     workspace.check_replaceable(final, METRICS_FILE, "a model trained by lts", force=True)
     if final.exists() and not restart and not work.exists():
@@ -127,10 +129,7 @@ def train(
             eos_token_id=TOKENIZER_VOCAB - 1,
         )
     )
-    validation = blocks_dataset(tokens["validation"], config.seq_len)
-    if config.eval_batches:
-        limit = min(len(validation), config.eval_batches * config.batch_size)
-        validation = torch.utils.data.Subset(validation, range(limit))
+    validation, test = (_evaluated(tokens[split], config) for split in ("validation", "test"))
     cuda = torch.cuda.is_available()
     args = transformers.TrainingArguments(
         output_dir=str(work),
@@ -176,7 +175,7 @@ def train(
     seconds = time.perf_counter() - start
     emit("final-eval", {})
     val = trainer.evaluate(validation, metric_key_prefix="val")["val_loss"]
-    test = trainer.evaluate(blocks_dataset(tokens["test"], config.seq_len), metric_key_prefix="test")["test_loss"]
+    test = trainer.evaluate(test, metric_key_prefix="test")["test_loss"]
     initial = progress.initial_val_loss()
     trained_steps = config.max_steps - (progress.first_step or 0)
     metrics = {
@@ -202,6 +201,16 @@ def train(
         _publish(trainer.model, arch, config, metrics, final, work)
     emit("done", {"path": str(final), **metrics})
     return TrainResult(model_id, final, metrics)
+
+
+def _evaluated(tokens: Any, config: TrainConfig) -> Any:
+    """The blocks of an evaluation split: all of them, or the first `eval_batches` batches."""
+    import torch
+
+    blocks = blocks_dataset(tokens, config.seq_len)
+    if not config.eval_batches:
+        return blocks
+    return torch.utils.data.Subset(blocks, range(min(len(blocks), config.eval_batches * config.batch_size)))
 
 
 def _check(arch: Arch, config: TrainConfig) -> None:

@@ -15,11 +15,11 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
-    0: {"errors", "space", "pareto", "config", "search", "objectives", "machine", "screening"},
+    0: {"errors", "space", "pareto", "config", "search", "objectives", "machine", "screening", "rankstats"},
     1: {"workspace", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "data", "hub"},
     3: {"evaluation", "profiling", "exporting", "training", "generation", "predictor"},
-    4: {"runs", "plots", "inventory"},
+    4: {"runs", "plots", "inventory", "proxy"},
     5: {"cli", "__main__", "__init__"},
 }
 PURE = sorted(LAYERS[0] | {"workspace", "store", "gallery"})

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lts_cli import evaluation, predictor
+from lts_cli import evaluation, predictor, rankstats
 from lts_cli.config import SearchConfig
 from lts_cli.errors import TooFewMeasurements
 from lts_cli.space import Arch, SearchSpace
@@ -59,11 +59,11 @@ def test_too_few_measurements_say_how_many_more() -> None:
 
 
 def test_spearman_and_ranks_by_hand() -> None:
-    assert predictor.ranks([10, 30, 20, 20]) == [1.0, 4.0, 2.5, 2.5]
-    assert predictor.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert rankstats.ranks([10, 30, 20, 20]) == [1.0, 4.0, 2.5, 2.5]
+    assert rankstats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # Ranks 1, 2, 3, 4 against 1, 4, 2.5, 2.5 (mean 2.5 both): covariance 2.25 - 0.75 = 1.5, sums of
     # squares 5 and 4.5, so the Pearson correlation of the ranks is 1.5 / sqrt(22.5) = 1 / sqrt(10).
-    assert predictor.spearman([1, 2, 3, 4], [1, 3, 2, 2]) == pytest.approx(1 / 10**0.5, rel=1e-12)
+    assert rankstats.spearman([1, 2, 3, 4], [1, 3, 2, 2]) == pytest.approx(1 / 10**0.5, rel=1e-12)
 
 
 def test_timing_protocol_does_not_split_the_training_data() -> None:

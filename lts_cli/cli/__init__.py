@@ -101,7 +101,18 @@ def _root(
     pass
 
 
-from lts_cli.cli import cache, export, gallery, generate, models, predictor, profile, search, train  # noqa: E402
+from lts_cli.cli import (  # noqa: E402  (register the commands)
+    cache,
+    export,
+    gallery,
+    generate,
+    models,
+    predictor,
+    profile,
+    proxy,
+    search,
+    train,
+)
 
 app.add_typer(search.app, name="search")
 app.command("train")(train.train)
@@ -112,6 +123,7 @@ app.command("generate")(generate.generate)
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(predictor.app, name="predictor")
+app.command("proxy")(proxy.proxy)
 
 
 def main() -> None:

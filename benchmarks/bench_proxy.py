@@ -1,0 +1,78 @@
+"""`make bench-proxy`: does non-embedding parameter count rank architectures like brief training does,
+on the embedded corpus and a laptop's budget?
+
+`lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128), once
+per budget (`--steps`, e.g. 50 and 150 steps), each budget in a fresh workspace except for the token
+cache; then the throughput check: tokens/s of `lts train` of the first architecture with the same
+settings against what `lts proxy` measured for it (the same code path, so they should agree within
+noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import run_lts
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", type=int, default=12)
+    parser.add_argument("--steps", type=int, nargs="+", default=[50, 150])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    common = ["--sample", str(args.sample), "--min-params", "1e6", "--max-params", "2e7",
+              "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--json"]  # fmt: skip
+    print(f"lts proxy {' '.join(common)}; budgets {args.steps} steps; load {load:.2f}")
+    record: dict[str, Any] = {"load": load, "budgets": []}
+    with tempfile.TemporaryDirectory() as tokens:
+        for steps in args.steps:
+            with tempfile.TemporaryDirectory() as home:
+                (Path(home) / "tokens").symlink_to(tokens, target_is_directory=True)
+                stdout, wall, peak, _ = run_lts(
+                    home, "proxy", *common, "--max-steps", str(steps), "--warmup-steps", str(max(1, steps // 10))
+                )
+            rep = json.loads(stdout)
+            record["budgets"].append({"steps": steps, "wall_s": wall, "peak_rss_mib": peak, "report": rep})
+            print(f"\n{steps} steps per architecture: {wall:.0f} s, peak RSS {peak:.0f} MiB")
+            for p in rep["proxies"].values():
+                print(
+                    f"  {p['label']:<36} Spearman {p['spearman']:+.3f} [{p['spearman_ci95'][0]:+.2f}, "
+                    f"{p['spearman_ci95'][1]:+.2f}]  Kendall {p['kendall']:+.3f} [{p['kendall_ci95'][0]:+.2f}, "
+                    f"{p['kendall_ci95'][1]:+.2f}]  top-25% {p['top_overlap']}/{p['top_k']}"
+                )
+            print("  " + rep["verdict"])
+        first = record["budgets"][0]["report"]["architectures"][0]
+        arch = first["arch"]
+        with tempfile.TemporaryDirectory() as home:
+            (Path(home) / "tokens").symlink_to(tokens, target_is_directory=True)
+            spec = Path(home) / "arch.json"
+            spec.write_text(json.dumps({k: arch[k] for k in ("n_layer", "d_model", "d_inner", "n_head")}))
+            steps = args.steps[0]
+            flags = ["--max-steps", str(steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
+                     "--warmup-steps", str(max(1, steps // 10)), "--eval-every", str(steps + 1), "--json"]  # fmt: skip
+            stdout, wall, _, _ = run_lts(home, "train", str(spec), *flags)
+        train_rate = json.loads(stdout)["tokens_per_second"]
+        print(
+            f"\nthroughput, {arch}: lts train {train_rate:,.0f} tokens/s, lts proxy {first['tokens_per_second']:,.0f} "
+            f"tokens/s (ratio {first['tokens_per_second'] / train_rate:.2f})"
+        )
+        record["throughput"] = {"arch": arch, "train": train_rate, "proxy": first["tokens_per_second"]}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"proxy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=2))
+    print(f"\nraw results: {path}")
+
+
+if __name__ == "__main__":
+    main()
