@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate bench-predictor bench-proxy clean
+.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate bench-predictor bench-proxy bench-ray clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/ruff format --check lts_cli tests benchmarks
 	$(BIN)/mypy
 
-bench: bench-profile bench-search bench-generate bench-predictor bench-proxy
+bench: bench-profile bench-search bench-generate bench-predictor bench-ray bench-proxy
 
 bench-profile: install
 	$(BIN)/python benchmarks/bench_profile.py
@@ -43,6 +43,9 @@ bench-predictor: install
 
 bench-proxy: install
 	$(BIN)/python benchmarks/bench_proxy.py
+
+bench-ray: install
+	$(BIN)/python benchmarks/bench_ray.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

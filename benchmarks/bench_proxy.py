@@ -3,9 +3,9 @@ on the embedded corpus and a laptop's budget?
 
 `lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128), once
 per budget (`--steps`, e.g. 50 and 150 steps), each budget in a fresh workspace except for the token
-cache; then the throughput check: tokens/s of `lts train` of the first architecture with the same
-settings against what `lts proxy` measured for it (the same code path, so they should agree within
-noise).
+cache; then the throughput check, side by side: tokens/s of `lts train` of the smallest architecture,
+of `lts proxy` training it with the same settings, and of `lts train` again (the same code path, so
+they should agree within noise).
 """
 
 from __future__ import annotations
@@ -21,6 +21,38 @@ from typing import Any
 from common import run_lts
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def throughput(archs: list[dict[str, Any]], tokens: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Side by side: `lts train` of the smallest architecture, `lts proxy` of the four smallest (the
+    same settings, a fresh workspace), `lts train` again; tokens/s of that architecture each time."""
+    smallest = sorted(archs, key=lambda r: r["non_embedding_params"])[:4]
+    steps = args.steps[0]
+    budget = ["--max-steps", str(steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
+              "--warmup-steps", str(max(1, steps // 10))]  # fmt: skip
+    saves = ["--eval-every", str(steps + 1), "--save-every", str(max(1, steps // 4))]  # as lts proxy does
+    rates: dict[str, list[float]] = {"train": [], "proxy": []}
+    for tool in ("train", "proxy", "train"):
+        with tempfile.TemporaryDirectory() as home:
+            (Path(home) / "tokens").symlink_to(tokens, target_is_directory=True)
+            refs = []
+            for i, row in enumerate(smallest):
+                spec = Path(home) / f"arch{i}.json"
+                spec.write_text(json.dumps({k: row["arch"][k] for k in ("n_layer", "d_model", "d_inner", "n_head")}))
+                refs.append(str(spec))
+            if tool == "train":
+                stdout, _, _, _ = run_lts(home, "train", refs[0], *budget, *saves, "--json")
+                rates["train"].append(json.loads(stdout)["tokens_per_second"])
+            else:
+                stdout, _, _, _ = run_lts(home, "proxy", "--archs", ",".join(refs), *budget, "--json")
+                first = next(r for r in json.loads(stdout)["architectures"] if r["arch"] == smallest[0]["arch"])
+                rates["proxy"].append(first["tokens_per_second"])
+    train = sum(rates["train"]) / len(rates["train"])
+    print(
+        f"\nthroughput, {smallest[0]['arch']}: lts train {rates['train'][0]:,.0f} and {rates['train'][1]:,.0f} "
+        f"tokens/s, lts proxy {rates['proxy'][0]:,.0f} tokens/s between them (ratio {rates['proxy'][0] / train:.2f})"
+    )
+    return {"arch": smallest[0]["arch"], **rates}
 
 
 def main() -> None:
@@ -52,22 +84,7 @@ def main() -> None:
                     f"{p['kendall_ci95'][1]:+.2f}]  top-25% {p['top_overlap']}/{p['top_k']}"
                 )
             print("  " + rep["verdict"])
-        first = record["budgets"][0]["report"]["architectures"][0]
-        arch = first["arch"]
-        with tempfile.TemporaryDirectory() as home:
-            (Path(home) / "tokens").symlink_to(tokens, target_is_directory=True)
-            spec = Path(home) / "arch.json"
-            spec.write_text(json.dumps({k: arch[k] for k in ("n_layer", "d_model", "d_inner", "n_head")}))
-            steps = args.steps[0]
-            flags = ["--max-steps", str(steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
-                     "--warmup-steps", str(max(1, steps // 10)), "--eval-every", str(steps + 1), "--json"]  # fmt: skip
-            stdout, wall, _, _ = run_lts(home, "train", str(spec), *flags)
-        train_rate = json.loads(stdout)["tokens_per_second"]
-        print(
-            f"\nthroughput, {arch}: lts train {train_rate:,.0f} tokens/s, lts proxy {first['tokens_per_second']:,.0f} "
-            f"tokens/s (ratio {first['tokens_per_second'] / train_rate:.2f})"
-        )
-        record["throughput"] = {"arch": arch, "train": train_rate, "proxy": first["tokens_per_second"]}
+        record["throughput"] = throughput(record["budgets"][0]["report"]["architectures"], tokens, args)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"proxy-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=2))

@@ -118,13 +118,20 @@ def check_fits(arch: Arch, settings: MeasureSettings, kind: Kind = "prefill") ->
 class Evaluator:
     """Measures architectures with fixed settings, serving repeats from the workspace store."""
 
-    def __init__(self, settings: MeasureSettings, store: Store | None = None, use_cache: bool = True) -> None:
-        from lts_cli.machine import fingerprint
+    def __init__(
+        self,
+        settings: MeasureSettings,
+        store: Store | None = None,
+        use_cache: bool = True,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> None:
+        """`fingerprint`: the machine the measurements are made on (default: this one)."""
+        from lts_cli import machine
 
         self.settings = settings
         self.store = store
         self.use_cache = use_cache and store is not None
-        self.fingerprint = fingerprint()
+        self.fingerprint = fingerprint or machine.fingerprint()
 
     def cached(self, arch: Arch, kind: Kind = "prefill") -> Measurement | None:
         if not self.use_cache or self.store is None:
@@ -142,15 +149,19 @@ class Evaluator:
         if hit is not None:
             return hit
         measurement = self.measure(arch, kind, progress)
+        self.remember(arch, measurement)
+        return measurement
+
+    def remember(self, arch: Arch, measurement: Measurement) -> None:
+        """Store a fresh measurement of `arch` (made here, or on a machine with this fingerprint)."""
         if self.store is not None:
             self.store.put_measurement(
-                cache_key(arch, self.settings, self.fingerprint, kind),
+                cache_key(arch, self.settings, self.fingerprint, measurement.kind),
                 arch.archid,
                 measurement.settings,
                 self.fingerprint,
                 measurement.to_dict(),
             )
-        return measurement
 
     def measure(self, arch: Arch, kind: Kind = "prefill", progress: Progress | None = None) -> Measurement:
         """Build the graph once (random weights), then time it and size it; nothing is cached here."""
@@ -240,13 +251,26 @@ def evaluate(
 ) -> Evaluation:
     """The values of `objectives` (plus the parameter counts, the fp32 file size and whatever the
     measurements that were needed also gave), measuring only the kinds they need."""
-    needed = registry.sources(objectives)
-    values = exact_values(arch, objectives)
+    needed = kinds_needed(objectives)
     prefill = evaluator.evaluate(arch, "prefill", progress) if "prefill" in needed else None
+    decode = evaluator.evaluate(arch, "decode", progress) if "decode" in needed else None
+    return combine(arch, objectives, prefill, decode)
+
+
+def kinds_needed(objectives: Sequence[str]) -> list[Kind]:
+    """The kinds of measurement `objectives` need, in the order they are measured."""
+    needed = registry.sources(objectives)
+    return [kind for kind in ("prefill", "decode") if kind in needed]
+
+
+def combine(
+    arch: Arch, objectives: Sequence[str], prefill: Measurement | None, decode: Measurement | None
+) -> Evaluation:
+    """The values of `objectives` from the exact counts and the measurements made (here or elsewhere)."""
+    values = exact_values(arch, objectives)
     if prefill is not None:
         values["onnx_latency"] = prefill.latency_s
         values["peak_rss"] = prefill.peak_rss_mib
-    decode = evaluator.evaluate(arch, "decode", progress) if "decode" in needed else None
     if decode is not None:
         values["decode_latency"] = decode.latency_s
     return Evaluation(values, prefill, decode)

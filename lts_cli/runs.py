@@ -251,6 +251,10 @@ def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
         }
         if search.config.screen
         else None,
+        "machines": state.machines,
+        "failed": [
+            {"archid": f.archid, "generation": f.generation, "arch": f.arch, "reason": f.reason} for f in state.failed
+        ],
     }
 
 
@@ -339,6 +343,33 @@ def prepare(
     return SearchJob(RunFolder(name, _new_run_path(name)), config, None, new=True)
 
 
+def same_machines(name: str, before: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run measures on: where it started (refused if that is other hardware, unless
+    both name the same target label, whose machines the user declared alike)."""
+    if before is None:  # a run from before lts recorded this
+        return now
+    if before.get("target") != now["target"]:
+        was = f"--target {before['target']}" if before.get("target") else "no --target"
+        raise LtsError(f"run {name!r} was measured with {was}; resume it the same way")
+    if now["target"] is not None:
+        return {
+            **now,
+            "fingerprints": before["fingerprints"]
+            + [f for f in now["fingerprints"] if f not in before["fingerprints"]],
+        }
+    if sorted(map(str, before["fingerprints"])) != sorted(map(str, now["fingerprints"])):
+        was = "; ".join(
+            f"{f.get('cpu')} ({f.get('cores')} cores, onnxruntime {f.get('onnxruntime')})"
+            for f in before["fingerprints"]
+        )
+        raise LtsError(
+            f"run {name!r} was measured on {was}, and this search would measure elsewhere: latencies from different "
+            "machines do not belong in one front; resume it where it started (the same --executor and cluster), "
+            "or start a new run"
+        )
+    return now
+
+
 def _new_run_path(name: str) -> Path:
     workspace.check_name(name)
     path = workspace.runs_dir() / name
@@ -347,27 +378,62 @@ def _new_run_path(name: str) -> Path:
     return path
 
 
+@dataclass
+class Executing:
+    """Where a search measures: `local` (this machine, one architecture at a time) or `ray` (the
+    `lts_bench` slots of a Ray cluster at `address`, only those labelled `target` if given)."""
+
+    kind: str = "local"
+    address: str | None = None
+    target: str | None = None
+
+
 def execute(
     job: SearchJob,
     on_event: Any = None,
     progress: Any = None,
     use_cache: bool = True,
     plots: bool = True,
+    executing: Executing | None = None,
+    on_note: Any = None,
 ) -> tuple[Search, SearchState]:
     """Run (or continue) a search, saving its state after every architecture and its outputs after
     every generation. Measurements go through the workspace cache. A new run's folder appears
     with its first state; if the search fails before it has evaluated anything, the folder goes
-    again (a Ctrl-C keeps it: the run resumes)."""
+    again (a Ctrl-C keeps it: the run resumes). A run keeps measuring where it started: resuming it
+    on other hardware is refused (latencies of different machines do not share a front)."""
     from lts_cli.evaluation import SearchEvaluator, StoreScreener
+    from lts_cli.search import Evaluate, Executor
     from lts_cli.store import open_store
 
     run = job.run
+    executing = executing or Executing()
+    source = f"search:{run.name}"
+    config = job.config
     with open_store() as store:
-        evaluator = SearchEvaluator(
-            job.config.measure, job.config.objectives, store, f"search:{run.name}", use_cache, progress
-        )
-        screener = StoreScreener(evaluator.evaluator, job.config.objectives) if job.config.screen else None
-        search = Search(job.config, evaluator, screener=screener)
+        executor: Evaluate | Executor
+        if executing.kind == "ray":
+            from lts_cli.distributed import RayExecutor
+
+            remote = RayExecutor(
+                config.measure,
+                config.objectives,
+                store,
+                source,
+                use_cache,
+                executing.address,
+                executing.target,
+                on_note=on_note,
+            )
+            executor, measuring, fingerprints = remote, remote.evaluators[0], remote.fingerprints
+        else:
+            local = SearchEvaluator(config.measure, config.objectives, store, source, use_cache, progress)
+            executor, measuring, fingerprints = local, local.evaluator, [local.evaluator.fingerprint]
+        machines = {"fingerprints": fingerprints, "target": executing.target}
+        if job.state is not None:
+            job.state.machines = same_machines(run.name, job.state.machines, machines)
+        screener = StoreScreener(measuring, config.objectives) if config.screen else None
+        search = Search(config, executor, screener=screener)
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
             if event in ("arch_done", "generation_ready"):
@@ -382,9 +448,11 @@ def execute(
         if not job.new:
             if state is None:  # a run interrupted before its first state was saved
                 state = search.start()
+                state.machines = machines
                 run.save_state(state)
             return search, search.run(state, handle)
         state = search.start()
+        state.machines = machines
         RunFolder.create(run.name, job.config, state)
         try:
             return search, search.run(state, handle)

@@ -19,6 +19,13 @@ All state lives in `SearchState`, which is plain data: after every architecture 
 save it, and `run_search` continues from a saved state exactly where it stopped. Random draws
 happen only between generations, from the RNG state saved with the population, so a resumed run
 proposes the same architectures as an uninterrupted one.
+
+An `Executor` evaluates a generation's candidates, one after another (`Sequential`, the default) or
+many at once on other machines (lts_cli.distributed), and yields them as they finish. The order
+they finish in never reaches the RNG: at the end of a generation its records are put in a fixed
+order (by archid) before the next one is built, so with equal measurements every executor proposes
+the same architectures. A candidate an executor could not evaluate is recorded as failed with
+its reason (`SearchState.failed`) and never proposed again.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -46,10 +53,42 @@ class Measured:
     values: dict[str, float]  # at least every configured objective
     cached: bool = False
     timing_s: float = 0.0  # seconds spent in timed runs (the rest of the evaluation is overhead)
+    seconds: float | None = None  # the evaluation's wall time where it ran (None: the search's clock tells)
+
+
+@dataclass
+class Failed:
+    """What an executor returns for an architecture it could not evaluate (after its retries)."""
+
+    reason: str
 
 
 Evaluate = Callable[[Arch], Measured]
 OnEvent = Callable[[str, "SearchState", dict[str, Any]], None]
+
+
+class Executor(Protocol):
+    """Evaluates candidates and yields (index into `archs`, result) as each finishes, in any order;
+    `started(i)` is called when `archs[i]` is sent. Closing the iterator (an interrupt) abandons
+    whatever is still in flight."""
+
+    def map(self, archs: list[Arch], started: Callable[[int], None]) -> Iterator[tuple[int, Measured | Failed]]: ...
+
+
+class Sequential:
+    """The local executor: one architecture after another, in order, on this machine."""
+
+    def __init__(self, evaluate: Evaluate, clock: Callable[[], float] = time.monotonic) -> None:
+        self.evaluate = evaluate
+        self.clock = clock
+
+    def map(self, archs: list[Arch], started: Callable[[int], None]) -> Iterator[tuple[int, Measured | Failed]]:
+        for i, arch in enumerate(archs):
+            started(i)
+            start = self.clock()
+            measured = self.evaluate(arch)
+            measured.seconds = self.clock() - start
+            yield i, measured
 
 
 class Screener(Protocol):
@@ -87,6 +126,11 @@ class Record(Candidate):
 
 
 @dataclass
+class FailedCandidate(Candidate):
+    reason: str = ""
+
+
+@dataclass
 class GenerationLog:
     generation: int
     evaluated: int
@@ -110,6 +154,8 @@ class SearchState:
     finished: bool = False
     screened: list[Candidate] = field(default_factory=list)  # predicted, not measured
     screening: dict[str, Any] | None = None  # how the pending generation was chosen
+    failed: list[FailedCandidate] = field(default_factory=list)  # could not be evaluated, with the reason
+    machines: dict[str, Any] | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +173,8 @@ class SearchState:
             finished=data["finished"],
             screened=[Candidate(**c) for c in data.get("screened", [])],
             screening=data.get("screening"),
+            failed=[FailedCandidate(**c) for c in data.get("failed", [])],
+            machines=data.get("machines"),
         )
 
 
@@ -148,7 +196,7 @@ class Search:
     def __init__(
         self,
         config: SearchConfig,
-        evaluate: Evaluate,
+        evaluate: Evaluate | Executor,
         clock: Callable[[], float] = time.monotonic,
         screener: Screener | None = None,
     ) -> None:
@@ -156,7 +204,7 @@ class Search:
             raise LtsError("a screened search needs a latency model (a Screener)")
         self.config = config
         self.space = config.space
-        self.evaluate = evaluate
+        self.executor: Executor = evaluate if hasattr(evaluate, "map") else Sequential(evaluate, clock)
         self.clock = clock
         self.screener = screener if config.screen else None
 
@@ -276,29 +324,11 @@ class Search:
             front_before = {r.archid for r in self._front_of(earlier)}
             done = sum(1 for r in state.records if r.generation == state.generation)
             emit("generation_start", size=len(state.pending) + done)
-            while state.pending:
-                candidate = state.pending[0]
-                emit("arch_start", candidate=candidate)
-                start = self.clock()
-                measured = self.evaluate(Arch(**candidate.arch))
-                took = self.clock() - start
-                missing = [o for o in c.objectives if o not in measured.values]
-                if missing:
-                    raise LtsError(f"the evaluator returned no value for {', '.join(missing)}")
-                state.elapsed_s += took
-                record = Record(
-                    **asdict(candidate),
-                    values=dict(measured.values),
-                    cached=measured.cached,
-                    eval_s=took,
-                    timing_s=measured.timing_s,
-                    walltime_s=state.elapsed_s,
-                )
-                state.records.append(record)
-                state.pending.pop(0)
-                emit("arch_done", record=record)
-
-            this_gen = [r for r in state.records if r.generation == state.generation]
+            self._evaluate_pending(state, emit)
+            this_gen = sorted(  # a fixed order, whatever order the executor finished them in
+                (r for r in state.records if r.generation == state.generation), key=lambda r: r.archid
+            )
+            state.records = [r for r in state.records if r.generation != state.generation] + this_gen
             if state.bounds is None:
                 state.bounds = self._bounds(this_gen)
             front = self.front(state)
@@ -323,12 +353,48 @@ class Search:
         emit("finished")
         return state
 
+    def _evaluate_pending(self, state: SearchState, emit: Callable[..., None]) -> None:
+        """Evaluate the generation's pending candidates with the executor, recording each as it finishes."""
+        batch = list(state.pending)
+        objectives = self.config.objectives
+        last = self.clock()
+        results = self.executor.map([Arch(**c.arch) for c in batch], lambda i: emit("arch_start", candidate=batch[i]))
+        try:
+            for index, outcome in results:
+                now = self.clock()
+                took, last = now - last, now
+                state.elapsed_s += took
+                candidate = batch[index]
+                state.pending = [c for c in state.pending if c is not candidate]
+                if isinstance(outcome, Failed):
+                    failed = FailedCandidate(**asdict(candidate), reason=outcome.reason)
+                    state.failed.append(failed)
+                    emit("arch_failed", failed=failed)
+                    continue
+                missing = [o for o in objectives if o not in outcome.values]
+                if missing:
+                    raise LtsError(f"the evaluator returned no value for {', '.join(missing)}")
+                record = Record(
+                    **asdict(candidate),
+                    values=dict(outcome.values),
+                    cached=outcome.cached,
+                    eval_s=outcome.seconds if outcome.seconds is not None else took,
+                    timing_s=outcome.timing_s,
+                    walltime_s=state.elapsed_s,
+                )
+                state.records.append(record)
+                emit("arch_done", record=record)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # an interrupt: the executor abandons what is in flight
+
     def _next_generation(self, state: SearchState, front: list[Record]) -> None:
         rng = _rng_from(state.rng_state)
         c = self.config
         nxt = state.generation + 1
         factor = c.screen_factor if self.screener else 1
-        seen = {r.archid for r in state.records} | {x.archid for x in state.screened}
+        seen = {r.archid for r in state.records} | {x.archid for x in state.screened + state.failed}
         crossed = self.crossovers(rng, front, seen, nxt, c.crossovers * factor)
         mutated = self.mutations(rng, front, seen | {x.archid for x in crossed}, nxt, c.mutations_per_parent * factor)
         fresh = self.sample(rng, c.random_mix * factor, seen | {x.archid for x in crossed + mutated}, nxt)

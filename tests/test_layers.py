@@ -18,7 +18,7 @@ LAYERS = {
     0: {"errors", "space", "pareto", "config", "search", "objectives", "machine", "screening", "rankstats"},
     1: {"workspace", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "data", "hub"},
-    3: {"evaluation", "profiling", "exporting", "training", "generation", "predictor"},
+    3: {"evaluation", "profiling", "exporting", "training", "generation", "predictor", "distributed"},
     4: {"runs", "plots", "inventory", "proxy"},
     5: {"cli", "__main__", "__init__"},
 }

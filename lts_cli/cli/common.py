@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from enum import Enum, StrEnum
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,6 +30,37 @@ if not out.is_terminal:
 class GraphChoice(StrEnum):
     next_token = "next-token"
     logits = "logits"
+
+
+class ExecutorChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+def executor_options() -> dict[str, Any]:
+    """`--executor`, `--ray-address`, `--target`: where measurements run (search and profile)."""
+    return {
+        "executor": typer.Option(
+            ExecutorChoice.local,
+            "--executor",
+            case_sensitive=False,
+            help="Where to measure: this machine, or the lts_bench slots of a Ray cluster.",
+        ),
+        "ray_address": typer.Option(
+            None,
+            "--ray-address",
+            metavar="ADDR",
+            help="With --executor ray: the cluster (HEAD:6379).",
+            show_default="$RAY_ADDRESS, else a local Ray instance",
+        ),
+        "target": typer.Option(
+            None,
+            "--target",
+            metavar="LABEL",
+            help="With --executor ray: only nodes started with the resource lts_target_LABEL.",
+            show_default=False,
+        ),
+    }
 
 
 class OptLevel(StrEnum):

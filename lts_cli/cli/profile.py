@@ -12,10 +12,12 @@ from rich.table import Table
 from lts_cli import objectives as registry
 from lts_cli.cli import complete
 from lts_cli.cli.common import (
+    ExecutorChoice,
     GraphChoice,
     OptLevel,
     default,
     err,
+    executor_options,
     fmt_params,
     fmt_s,
     note,
@@ -31,6 +33,9 @@ from lts_cli.errors import UsageError
 
 def _d(field: str) -> str:
     return default(MeasureSettings, field)
+
+
+_EXECUTOR = executor_options()
 
 
 def profile(
@@ -95,19 +100,27 @@ def profile(
     predict: bool = typer.Option(
         False, "--predict", help="Predict the latencies with this machine's latency model instead of measuring."
     ),
+    executor: ExecutorChoice = _EXECUTOR["executor"],
+    ray_address: Optional[str] = _EXECUTOR["ray_address"],
+    ray_target: Optional[str] = _EXECUTOR["target"],
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Every objective of one architecture on this machine (or prefill and per-token decode latency
     of an `lts export` folder): exact ones computed, measured ones cached per machine and settings."""
     from lts_cli.config import load_config
+    from lts_cli.evaluation import Evaluation, profile_objectives
     from lts_cli.evaluation import profile as run_profile
-    from lts_cli.evaluation import profile_objectives
     from lts_cli.gallery import Resolved, entry_for, resolve
     from lts_cli.runtime import is_export
     from lts_cli.space import parse_arch_spec
     from lts_cli.store import open_store
 
+    remote = executor is ExecutorChoice.ray
+    if not remote and (ray_address or ray_target):
+        raise UsageError(f"{'--ray-address' if ray_address else '--target'} goes with --executor ray")
+    if remote and predict:
+        raise UsageError("--predict uses this machine's latency model; drop --executor ray")
     if (ref is None) == (arch_spec is None):
         raise UsageError(
             "give an architecture: an ID or FILE, or --arch n_layer=..,d_model=..,d_inner=..,n_head=.. (not both)"
@@ -147,8 +160,16 @@ def profile(
     if predict:
         _predict(target, settings, chosen, json_out)
         return
-    with stage_progress(target.label[:18]) as progress:
-        result = run_profile(target.arch, settings, chosen, use_cache=not no_cache, progress=progress)
+    result: Evaluation
+    if remote:
+        from lts_cli.distributed import profile as remote_profile
+
+        result = remote_profile(target.arch, settings, chosen, not no_cache, ray_address, ray_target, on_note=note)
+        if result.host != "cache":
+            note(f"measured on {result.host}")
+    else:
+        with stage_progress(target.label[:18]) as progress:
+            result = run_profile(target.arch, settings, chosen, use_cache=not no_cache, progress=progress)
     published = target.entry.published() if target.entry else None
     p, d = result.prefill, result.decode
     for m in (x for x in (p, d) if x is not None and x.cached):

@@ -11,7 +11,17 @@ from rich.table import Table
 
 from lts_cli import objectives as registry
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, default, note, objective_cell, objective_header, out, print_json
+from lts_cli.cli.common import (
+    ExecutorChoice,
+    bar_progress,
+    default,
+    executor_options,
+    note,
+    objective_cell,
+    objective_header,
+    out,
+    print_json,
+)
 from lts_cli.config import SearchConfig
 
 app = typer.Typer(
@@ -22,6 +32,9 @@ app = typer.Typer(
 
 def _d(field: str) -> str:
     return default(SearchConfig, field)
+
+
+_EXECUTOR = executor_options()
 
 
 @app.callback(invoke_without_command=True)
@@ -127,6 +140,9 @@ def search(
         show_default=False,
         autocompletion=complete.runs,
     ),
+    executor: ExecutorChoice = _EXECUTOR["executor"],
+    ray_address: Optional[str] = _EXECUTOR["ray_address"],
+    target: Optional[str] = _EXECUTOR["target"],
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure every architecture again."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON at the end."),
@@ -134,7 +150,11 @@ def search(
     """Search (default), or `lts search list` / `lts search show RUN` for past runs."""
     if ctx.invoked_subcommand is not None:
         return
-    from lts_cli.runs import execute, prepare
+    from lts_cli.errors import UsageError
+    from lts_cli.runs import Executing, execute, prepare
+
+    if executor is ExecutorChoice.local and (ray_address or target):
+        raise UsageError(f"{'--ray-address' if ray_address else '--target'} goes with --executor ray")
 
     flags: dict[str, Any] = {
         "generations": generations,
@@ -170,7 +190,15 @@ def search(
     ui = _SearchProgress(job.config.generations)
     try:
         with ui.live:
-            found, final = execute(job, ui.on_event, ui.on_stage, use_cache=not no_cache, plots=not no_plots)
+            found, final = execute(
+                job,
+                ui.on_event,
+                ui.on_stage,
+                use_cache=not no_cache,
+                plots=not no_plots,
+                executing=Executing(executor.value, ray_address, target),
+                on_note=ui.note,
+            )
     except KeyboardInterrupt:
         note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {job.run.name}`")
         raise typer.Exit(130) from None
@@ -199,6 +227,10 @@ class _SearchProgress:
             self.live.update(self.archs, description=self.current)
         elif event == "arch_done":
             self.live.advance(self.archs)
+        elif event == "arch_failed":
+            self.live.advance(self.archs)
+            f = data["failed"]
+            self.note(f"{f.archid[:12]} failed and is left out of the search: {f.reason}")
         elif event == "generation_done":
             g = data["entry"]
             self.live.update(self.gens, completed=g.generation)
@@ -209,6 +241,9 @@ class _SearchProgress:
                 highlight=False,
                 soft_wrap=True,
             )
+
+    def note(self, text: str) -> None:
+        self.live.console.print(text, highlight=False, soft_wrap=True)
 
     def on_stage(self, stage: str, done: int, total: int) -> None:
         detail = f"{stage} {done + 1}/{total}" if total > 1 else stage

@@ -1,0 +1,295 @@
+"""Measuring on a Ray cluster: many measuring machines, or the target device, for one search.
+
+Each measuring node advertises slots with Ray's own CLI:
+
+    ray start --address HEAD:6379 --resources '{"lts_bench": 1}'
+    ray start --address HEAD:6379 --resources '{"lts_bench": 1, "lts_target_pi5": 1}'   # labelled
+
+A node with `lts_bench: 1` runs one measurement at a time, so measurements on a node never overlap
+and disturb each other. `RayExecutor` sends each uncached candidate of a generation as a Ray task
+needing one slot (Ray retries a task whose worker died once, `max_retries=1`; a candidate that
+fails twice is returned as `Failed` with the reason) and yields results as they finish. The task
+runs the same code as a local measurement (`Evaluator.measure`, no store); the driver caches the
+measurements in its workspace under the fingerprint of the machine that made them.
+
+Before anything is sent, one probe per node checks that lts, ONNX Runtime and the graph version
+there equal the driver's, and reads the node's fingerprint: nodes of different hardware are
+refused together (their latencies belong to different fronts) unless the search names a target
+label (`--target LABEL`), which then restricts the search to the nodes carrying that label.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lts_cli.config import MeasureSettings
+from lts_cli.errors import LtsError
+from lts_cli.evaluation import Evaluation, Evaluator, Kind, Measurement, combine, kinds_needed
+from lts_cli.search import Failed, Measured
+from lts_cli.space import Arch
+from lts_cli.store import Store
+
+BENCH = "lts_bench"
+TARGET = "lts_target_"
+PROBE_TIMEOUT_S = 120.0
+INSTALL = "pip install 'lts-cli[ray]'"
+Task = Callable[[dict[str, int], MeasureSettings, list[Kind], dict[str, str]], dict[str, Any]]
+
+
+class VersionMismatch(LtsError):
+    """A measuring node runs other versions of lts, ONNX Runtime or the graph than the driver."""
+
+
+def versions() -> dict[str, str]:
+    """What must match between the driver and a measuring node for measurements to be comparable."""
+    from importlib.metadata import version
+
+    from lts_cli import __version__
+    from lts_cli.gpt2_onnx import GRAPH_VERSION
+
+    return {"lts": __version__, "onnxruntime": version("onnxruntime"), "graph": str(GRAPH_VERSION)}
+
+
+def check_versions(theirs: dict[str, str], ours: dict[str, str], host: str) -> None:
+    differ = [f"{k} {theirs.get(k)} there, {v} here" for k, v in ours.items() if theirs.get(k) != v]
+    if differ:
+        raise VersionMismatch(
+            f"the Ray node {host} runs other versions ({'; '.join(differ)}): its measurements would not be "
+            "comparable; install the same lts-cli and onnxruntime there, or stop that node"
+        )
+
+
+def probe(expected: dict[str, str]) -> dict[str, Any]:
+    """On a measuring node: its host, versions and fingerprint."""
+    from lts_cli.machine import fingerprint
+
+    return {"host": socket.gethostname(), "versions": versions(), "fingerprint": fingerprint()}
+
+
+def measure(
+    arch: dict[str, int], settings: MeasureSettings, kinds: list[Kind], expected: dict[str, str]
+) -> dict[str, Any]:
+    """On a measuring node: one architecture's measurements of `kinds` (the local code, no cache)."""
+    check_versions(versions(), expected, socket.gethostname())
+    evaluator = Evaluator(settings)
+    start = time.perf_counter()
+    made = [evaluator.measure(Arch(**arch), kind).to_dict() for kind in kinds]
+    return {
+        "host": socket.gethostname(),
+        "fingerprint": evaluator.fingerprint,
+        "measurements": made,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def connect(address: str | None) -> str:
+    """Join the Ray cluster at `address` (default: $RAY_ADDRESS); with neither, start a local Ray
+    instance with one `lts_bench` slot. Returns how it connected, for the user."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise LtsError(f"--executor ray needs Ray: {INSTALL} (here and on every measuring node)") from exc
+    if ray.is_initialized():
+        return "the Ray instance this process is connected to"
+    address = address or os.environ.get("RAY_ADDRESS")
+    quiet: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": False}
+    if not address:
+        ray.init(address="local", num_cpus=os.cpu_count(), resources={BENCH: 1}, include_dashboard=False, **quiet)
+        return "a local Ray instance with one lts_bench slot (--ray-address or RAY_ADDRESS joins a cluster)"
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise LtsError(
+            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}); start its head with "
+            f"`ray start --head --resources '{{\"{BENCH}\": 1}}'` or check --ray-address / RAY_ADDRESS"
+        ) from exc
+    return f"the Ray cluster at {address}"
+
+
+def _short(fp: dict[str, Any]) -> str:
+    return f"{fp.get('cpu', '?')}, {fp.get('cores', '?')} cores, onnxruntime {fp.get('onnxruntime', '?')}"
+
+
+class RayExecutor:
+    """A search's executor on Ray: cached candidates answered from the workspace, the rest measured
+    on the cluster's `lts_bench` slots (optionally only those labelled `target`), as many at once as
+    there are slots."""
+
+    def __init__(
+        self,
+        settings: MeasureSettings,
+        objectives: Sequence[str],
+        store: Store,
+        source: str,
+        use_cache: bool = True,
+        address: str | None = None,
+        target: str | None = None,
+        task: Task = measure,
+        on_note: Callable[[str], None] | None = None,
+        runtime_env: dict[str, Any] | None = None,
+    ) -> None:
+        """`task`: what runs on a node for one architecture; `runtime_env`: Ray's runtime
+        environment for it (environment variables, working directory, packages)."""
+        self.settings = settings
+        self.objectives = tuple(objectives)
+        self.kinds = kinds_needed(objectives)
+        self.store = store
+        self.source = source
+        self.target = target
+        self.task = task
+        self.runtime_env = runtime_env
+        self.expected = versions()
+        self.resources = {BENCH: 1.0, **({f"{TARGET}{target}": 0.001} if target else {})}
+        how = connect(address)
+        self.nodes = self._probe()
+        self.slots = sum(int(n["slots"]) for n in self.nodes)
+        self.fingerprints: list[dict[str, Any]] = []
+        for n in self.nodes:
+            if n["fingerprint"] not in self.fingerprints:
+                self.fingerprints.append(n["fingerprint"])
+        if len(self.fingerprints) > 1 and target is None:
+            machines = "; ".join(f"{n['host']}: {_short(n['fingerprint'])}" for n in self.nodes)
+            raise LtsError(
+                f"the Ray nodes with an {BENCH} slot are different machines ({machines}): latencies from different "
+                f"hardware do not belong in one front; label the nodes of one kind (`ray start ... --resources "
+                f'\'{{"{BENCH}": 1, "{TARGET}LABEL": 1}}\'`) and pass --target LABEL'
+            )
+        self.evaluators = [Evaluator(settings, store, use_cache, fingerprint=fp) for fp in self.fingerprints]
+        if on_note:
+            hosts = ", ".join(sorted({n["host"] for n in self.nodes}))
+            on_note(f"measuring on {how}: {self.slots} slot(s) on {len(self.nodes)} node(s) ({hosts})")
+
+    def _probe(self) -> list[dict[str, Any]]:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        need = [BENCH] + ([f"{TARGET}{self.target}"] if self.target else [])
+        nodes = [n for n in ray.nodes() if n.get("Alive") and all(n["Resources"].get(r, 0) > 0 for r in need)]
+        if not nodes:
+            slots = ", ".join(f'"{r}": 1' for r in need)
+            raise LtsError(
+                f"no node of the Ray cluster offers {' and '.join(need)}; start measuring nodes with "
+                f"`ray start --address HEAD:6379 --resources '{{{slots}}}'`"
+            )
+        remote = ray.remote(probe)
+        refs = [
+            remote.options(
+                num_cpus=0,
+                resources={BENCH: 0.001},
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+            ).remote(self.expected)
+            for n in nodes
+        ]
+        try:
+            answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise LtsError(f"the Ray nodes did not answer within {PROBE_TIMEOUT_S:.0f} s; check `ray status`") from exc
+        for answer in answers:
+            check_versions(answer["versions"], self.expected, answer["host"])
+        return [{**a, "node": n["NodeID"], "slots": n["Resources"][BENCH]} for a, n in zip(answers, nodes, strict=True)]
+
+    def _cached(self, arch: Arch) -> Evaluation | None:
+        for evaluator in self.evaluators:
+            found = {kind: evaluator.cached(arch, kind) for kind in self.kinds}
+            if all(found.values()):
+                return combine(arch, self.objectives, found.get("prefill"), found.get("decode"))
+        return None
+
+    def map(self, archs: list[Arch], started: Callable[[int], None]) -> Iterator[tuple[int, Measured | Failed]]:
+        """The search's side: objective values as they finish."""
+        for i, result in self.evaluations(archs, started):
+            if isinstance(result, Failed):
+                yield i, result
+            else:
+                yield i, Measured(result.values, result.cached, result.timing_s, result.seconds)
+
+    def evaluations(
+        self, archs: list[Arch], started: Callable[[int], None]
+    ) -> Iterator[tuple[int, RemoteEvaluation | Failed]]:
+        """Each architecture's values and measurements, from the cache or the cluster, as they finish."""
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        remote = ray.remote(self.task).options(
+            num_cpus=0,
+            resources=self.resources,
+            max_retries=1,
+            retry_exceptions=False,
+            **({"runtime_env": self.runtime_env} if self.runtime_env else {}),
+        )
+        in_flight: dict[Any, int] = {}
+        try:
+            for i, arch in enumerate(archs):
+                started(i)
+                hit = self._cached(arch)
+                if hit is not None:
+                    self.store.put_arch(arch, self.source)
+                    yield i, RemoteEvaluation(hit.values, hit.prefill, hit.decode, "cache", 0.0)
+                else:
+                    in_flight[remote.remote(arch.to_dict(), self.settings, self.kinds, self.expected)] = i
+            while in_flight:
+                done, _ = ray.wait(list(in_flight), num_returns=1)
+                i = in_flight.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except RayTaskError as exc:
+                    cause = exc.cause
+                    if isinstance(cause, VersionMismatch):
+                        raise LtsError(str(cause)) from exc
+                    yield i, Failed(f"{type(cause).__name__}: {cause}" if cause else str(exc).splitlines()[0])
+                    continue
+                except RayError as exc:  # the worker or its node died, twice
+                    yield i, Failed(f"{type(exc).__name__} (after a retry): {str(exc).splitlines()[0]}")
+                    continue
+                yield i, self._receive(archs[i], result)
+        finally:
+            for ref in in_flight:  # an interrupt: what is in flight is abandoned, and measured again on resume
+                ray.cancel(ref, force=True)
+
+    def _receive(self, arch: Arch, result: dict[str, Any]) -> RemoteEvaluation:
+        fp = result["fingerprint"]
+        if fp not in self.fingerprints:
+            raise LtsError(
+                f"a measurement came back from {result['host']} ({_short(fp)}), a machine the search did not start "
+                f"with: latencies from different hardware do not belong in one front; label the nodes of one "
+                f"kind and pass --target LABEL"
+            )
+        evaluator = self.evaluators[self.fingerprints.index(fp)]
+        made = {m["kind"]: Measurement.from_dict(m) for m in result["measurements"]}
+        for measurement in made.values():
+            evaluator.remember(arch, measurement)
+        self.store.put_arch(arch, self.source)
+        e = combine(arch, self.objectives, made.get("prefill"), made.get("decode"))
+        return RemoteEvaluation(e.values, e.prefill, e.decode, result["host"], result["seconds"])
+
+
+@dataclass
+class RemoteEvaluation(Evaluation):
+    host: str = ""  # where it was measured ("cache": not measured now)
+    seconds: float = 0.0
+
+
+def profile(
+    arch: Arch,
+    settings: MeasureSettings,
+    objectives: Sequence[str],
+    use_cache: bool = True,
+    address: str | None = None,
+    target: str | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> RemoteEvaluation:
+    """`lts profile --executor ray`: one architecture measured on a slot of the cluster (the way to
+    profile on the target device), cached in this workspace under that machine's fingerprint."""
+    from lts_cli.store import open_store
+
+    with open_store() as store:
+        executor = RayExecutor(settings, objectives, store, "profile", use_cache, address, target, on_note=on_note)
+        ((_, result),) = list(executor.evaluations([arch], lambda i: None))
+    if isinstance(result, Failed):
+        raise LtsError(f"measuring {arch.short()} on the Ray cluster failed: {result.reason}")
+    return result
