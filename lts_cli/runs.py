@@ -436,7 +436,7 @@ def execute(
         search = Search(config, executor, screener=screener)
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
-            if event in ("arch_done", "generation_ready"):
+            if event in ("arch_done", "arch_failed", "generation_ready"):
                 run.save_state(current)
             elif event == "generation_done":
                 run.save_state(current)
