@@ -5,10 +5,11 @@
    `lts_bench` slot, started by lts), each from an empty workspace, alternating, `--repeats` times.
    Overhead = search wall time minus the time the measurements themselves took (where they ran),
    per evaluated architecture; Ray's share is the difference between the two (medians).
-2. One slot against two on this machine: the same `--archs` random architectures (default space and
-   settings) measured by a Ray executor with 1 and then 2 `lts_bench` slots, no cache: wall time
-   (throughput) and each architecture's latency with 2 concurrent measurements against 1 (median
-   ratio): what running two measurements at once on one node does to the numbers.
+2. The same `--archs` random architectures (default space and settings, no cache) measured here
+   without Ray, by a Ray executor with 1 slot, with 2 slots, and here again: wall time (throughput)
+   and each architecture's latency against the local one (median ratio over architectures; the two
+   local passes bracket the machine's drift). Ray with 1 slot should match local within noise; 2
+   slots show what running two measurements at once on one node does to the numbers.
 """
 
 from __future__ import annotations
@@ -59,7 +60,26 @@ def search_overheads(repeats: int) -> dict[str, Any]:
     return {"runs": rows, "ray_overhead_per_arch_s": ray - local, "ray_startup_s": startup}
 
 
-def slots(count: int, archs: int) -> dict[str, Any]:
+def sample(archs: int) -> list[Any]:
+    from lts_cli.config import SearchConfig
+
+    config = SearchConfig()
+    return random.Random(5).sample(config.space.within(config.min_params, 2e7), archs)
+
+
+def local(chosen: list[Any]) -> dict[str, Any]:
+    from lts_cli.config import SearchConfig
+    from lts_cli.evaluation import Evaluator
+
+    evaluator = Evaluator(SearchConfig().measure)
+    start = time.perf_counter()
+    latencies = {a.archid: evaluator.measure(a).latency_s for a in chosen}
+    wall = time.perf_counter() - start
+    print(f"  local: {len(chosen)} architectures in {wall:.1f} s", flush=True)
+    return {"wall_s": wall, "latency_s": latencies}
+
+
+def slots(count: int, chosen: list[Any]) -> dict[str, Any]:
     import ray
 
     from lts_cli.config import SearchConfig
@@ -67,15 +87,13 @@ def slots(count: int, archs: int) -> dict[str, Any]:
     from lts_cli.store import open_store
 
     config = SearchConfig()
-    rng = random.Random(5)
-    sample = config.space.within(config.min_params, 2e7)
-    chosen = rng.sample(sample, archs)
     ray.init(address="local", num_cpus=os.cpu_count(), resources={BENCH: count}, include_dashboard=False,
              logging_level="ERROR", log_to_driver=False)  # fmt: skip
     try:
         with open_store() as store:
             executor = RayExecutor(config.measure, ("onnx_latency",), store, "bench", use_cache=False)
-            executor.map(chosen[:1], lambda i: None).__next__()  # warm the worker(s) up: imports, not timings
+            warm = [chosen[0]] * count  # start the worker(s) and import there: not part of the timing
+            list(executor.map(warm, lambda i: None))
             start = time.perf_counter()
             latencies = {}
             for i, measured in executor.map(chosen, lambda i: None):
@@ -83,27 +101,34 @@ def slots(count: int, archs: int) -> dict[str, Any]:
             wall = time.perf_counter() - start
     finally:
         ray.shutdown()
-    print(f"  {count} slot(s): {archs} architectures in {wall:.1f} s", flush=True)
+    print(f"  Ray, {count} slot(s): {len(chosen)} architectures in {wall:.1f} s", flush=True)
     return {"wall_s": wall, "latency_s": latencies}
+
+
+def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+    return statistics.median(a["latency_s"][k] / b["latency_s"][k] for k in b["latency_s"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--archs", type=int, default=16)
+    parser.add_argument("--skip-search", action="store_true", help="only part 2")
     args = parser.parse_args()
     record: dict[str, Any] = {"load": os.getloadavg()[0]}
-    print(f"1. reduced-budget search, local vs Ray (1 slot), {args.repeats} times each; load {record['load']:.2f}")
-    record["search"] = search_overheads(args.repeats)
-    print(f"\n2. {args.archs} architectures (up to 2e7 parameters, seq 1024), Ray with 1 and 2 slots")
+    if not args.skip_search:
+        print(f"1. reduced-budget search, local vs Ray (1 slot), {args.repeats} times each; load {record['load']:.2f}")
+        record["search"] = search_overheads(args.repeats)
+    print(f"\n2. {args.archs} architectures (up to 2e7 parameters, seq 1024): here, Ray 1 slot, Ray 2 slots, here")
+    chosen = sample(args.archs)
     with tempfile.TemporaryDirectory() as home:
         os.environ["LTS_HOME"] = home
-        one, two = slots(1, args.archs), slots(2, args.archs)
-    ratios = [two["latency_s"][a] / one["latency_s"][a] for a in one["latency_s"]]
-    record["slots"] = {"one": one, "two": two, "median_latency_ratio": statistics.median(ratios)}
+        first, one, two, last = local(chosen), slots(1, chosen), slots(2, chosen), local(chosen)
+    record["measure"] = {"local": first, "ray_1": one, "ray_2": two, "local_again": last}
     print(
-        f"throughput with 2 slots: {one['wall_s'] / two['wall_s']:.2f}x of 1 slot; latency measured 2 at a time "
-        f"vs 1 at a time: median ratio {statistics.median(ratios):.2f} (range {min(ratios):.2f}..{max(ratios):.2f})"
+        f"latency vs the first local pass (median ratio): local again {ratio(last, first):.3f}, Ray 1 slot "
+        f"{ratio(one, first):.3f}, Ray 2 slots {ratio(two, first):.3f}; throughput, 2 slots vs 1: "
+        f"{one['wall_s'] / two['wall_s']:.2f}x"
     )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"ray-{time.strftime('%Y%m%d-%H%M%S')}.json"
