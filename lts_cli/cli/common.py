@@ -63,6 +63,26 @@ def executor_options() -> dict[str, Any]:
     }
 
 
+def data_options() -> dict[str, Any]:
+    """`--data`, `--dataset`, `--text-field`: the corpus (train and proxy)."""
+    return {
+        "data": typer.Option(
+            None,
+            "--data",
+            help="A .txt file, a folder of .txt files, or a .jsonl file.",
+            show_default="the embedded Shakespeare corpus",
+        ),
+        "dataset": typer.Option(
+            None,
+            "--dataset",
+            metavar="NAME[:CONFIG]",
+            help="A Hugging Face Hub dataset (needs `datasets`).",
+            show_default=False,
+        ),
+        "text_field": typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
+    }
+
+
 class OptLevel(StrEnum):
     disable = "disable"
     basic = "basic"

@@ -11,10 +11,11 @@ from rich import box
 from rich.table import Table
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, note, out, print_json
+from lts_cli.cli.common import bar_progress, data_options, note, out, print_json
 
 # A budget a laptop can afford; flags and --config override it (lts train's defaults are a real run).
 PROXY_DEFAULTS: dict[str, Any] = {"max_steps": 300, "seq_len": 128, "batch_size": 16, "warmup_steps": 30}
+_DATA = data_options()
 
 
 def proxy(
@@ -50,16 +51,9 @@ def proxy(
         show_default="the published space",
     ),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON training config.", show_default=False),
-    data: Optional[Path] = typer.Option(
-        None,
-        "--data",
-        help="A .txt file, a folder of .txt files, or a .jsonl file.",
-        show_default="the embedded Shakespeare corpus",
-    ),
-    dataset: Optional[str] = typer.Option(
-        None, "--dataset", metavar="NAME[:CONFIG]", help="A Hugging Face Hub dataset.", show_default=False
-    ),
-    text_field: str = typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
+    data: Optional[Path] = _DATA["data"],
+    dataset: Optional[str] = _DATA["dataset"],
+    text_field: str = _DATA["text_field"],
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", help="Optimizer steps per architecture.", show_default=str(PROXY_DEFAULTS["max_steps"])
     ),

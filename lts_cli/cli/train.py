@@ -9,8 +9,10 @@ from typing import Any, Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, default, note, out, print_json
+from lts_cli.cli.common import bar_progress, data_options, default, note, out, print_json
 from lts_cli.config import TrainConfig
+
+_DATA = data_options()
 
 
 def _d(field: str) -> str:
@@ -27,20 +29,9 @@ def train(
     config: Optional[Path] = typer.Option(
         None, "--config", help="YAML/JSON training config (configs/train.yaml).", show_default=False
     ),
-    data: Optional[Path] = typer.Option(
-        None,
-        "--data",
-        help="A .txt file, a folder of .txt files, or a .jsonl file.",
-        show_default="the embedded Shakespeare corpus",
-    ),
-    dataset: Optional[str] = typer.Option(
-        None,
-        "--dataset",
-        metavar="NAME[:CONFIG]",
-        help="A Hugging Face Hub dataset (needs `datasets`).",
-        show_default=False,
-    ),
-    text_field: str = typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
+    data: Optional[Path] = _DATA["data"],
+    dataset: Optional[str] = _DATA["dataset"],
+    text_field: str = _DATA["text_field"],
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps.", show_default=_d("max_steps")),
     batch_size: Optional[int] = typer.Option(
         None, "--batch-size", help="Blocks per step per process.", show_default=_d("batch_size")
