@@ -64,7 +64,7 @@ def check_versions(theirs: dict[str, str], ours: dict[str, str], host: str) -> N
         )
 
 
-def probe(expected: dict[str, str]) -> dict[str, Any]:
+def probe() -> dict[str, Any]:
     """On a measuring node: its host, versions and fingerprint."""
     from lts_cli.machine import fingerprint
 
@@ -182,13 +182,18 @@ class RayExecutor:
                 num_cpus=0,
                 resources={BENCH: 0.001},
                 scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
-            ).remote(self.expected)
+            ).remote()
             for n in nodes
         ]
         try:
             answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError as exc:
             raise LtsError(f"the Ray nodes did not answer within {PROBE_TIMEOUT_S:.0f} s; check `ray status`") from exc
+        except ray.exceptions.RayError as exc:  # e.g. a node without lts_cli, or one too old to have this module
+            first = str(getattr(exc, "cause", None) or exc).strip().splitlines()[-1]
+            raise LtsError(
+                f"a Ray node could not run lts there ({first}); install the same lts-cli on every measuring node"
+            ) from exc
         for answer in answers:
             check_versions(answer["versions"], self.expected, answer["host"])
         return [{**a, "node": n["NodeID"], "slots": n["Resources"][BENCH]} for a, n in zip(answers, nodes, strict=True)]

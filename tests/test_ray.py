@@ -100,6 +100,10 @@ def fake_task(arch: dict[str, int], settings: MeasureSettings, kinds: list[str],
     }
 
 
+def probe_without_lts() -> dict:
+    raise ModuleNotFoundError("No module named 'lts_cli.distributed'")  # a node with another lts-cli
+
+
 def local_evaluate(arch: Arch) -> Measured:
     return Measured(
         combine(arch, CONFIG.objectives, fake_measurement(arch, CONFIG.measure, fingerprint()), None).values
@@ -192,6 +196,10 @@ def test_other_versions_and_other_hardware_are_refused(cluster: Any, monkeypatch
     with monkeypatch.context() as m, open_store() as store:
         m.setattr(distributed, "versions", lambda: {**real, "lts": "0.0.0"})
         with pytest.raises(LtsError, match=r"runs other versions \(lts 0\.1\.0 there, 0\.0\.0 here\)"):
+            executor(store)
+    with monkeypatch.context() as m, open_store() as store:
+        m.setattr(distributed, "probe", probe_without_lts)
+        with pytest.raises(LtsError, match=r"could not run lts there \(No module named 'lts_cli.distributed'\)"):
             executor(store)
     with open_store() as store:
         remote = executor(store, runtime_env=_runtime_env(LTS_TEST_OTHER_CPU="1"))
