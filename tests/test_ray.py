@@ -273,3 +273,18 @@ def test_lts_search_and_profile_measure_on_ray_slots(cluster: Any, run_cli, tmp_
     assert "measured on " in first.stderr and json.loads(first.stdout)["prefill"]["latency_s"] > 0
     again = run_cli("profile", archids[0], "--executor", "ray", *quick)
     assert again.exit_code == 0 and json.loads(again.stdout)["cached"] is True
+
+
+@pytest.mark.slow
+def test_a_screened_search_on_ray_learns_from_the_workers_measurements(cluster: Any) -> None:
+    import dataclasses
+
+    from lts_cli.evaluation import StoreScreener
+
+    config = dataclasses.replace(CONFIG, screen=True, generations=4, screen_factor=3)
+    with open_store() as store:
+        remote = executor(store)
+        state = Search(config, remote, screener=StoreScreener(remote.evaluators[0], config.objectives)).run()
+    screened = [g.screening for g in state.log if g.screening and "models" in g.screening]
+    assert screened and screened[-1]["models"]["onnx_latency"]["n"] >= 8  # fitted on what the workers measured
+    assert not {x.archid for x in state.screened} & {r.archid for r in state.records}
