@@ -1,9 +1,10 @@
 """`make bench-proxy`: does non-embedding parameter count rank architectures like brief training does,
 on the embedded corpus and a laptop's budget?
 
-`lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128), once
-per budget (`--steps`, e.g. 50 and 150 steps), each budget in a fresh workspace except for the token
-cache; then the throughput check, side by side: tokens/s of `lts train` of the smallest architecture,
+`lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128, batch
+4, the first 16 batches of the validation split), once per budget (`--steps`, 25 and 100 steps), each
+budget in a fresh workspace except for the token cache (about 45 minutes here: on 2 cores a step of
+even a 1-layer model takes ~1-2 s, most of it the 50257-wide LM head); then the throughput check, side by side: tokens/s of `lts train` of the smallest architecture,
 of `lts proxy` training it with the same settings, and of `lts train` again (the same code path, so
 they should agree within noise).
 """
@@ -29,7 +30,7 @@ def throughput(archs: list[dict[str, Any]], tokens: str, args: argparse.Namespac
     smallest = sorted(archs, key=lambda r: r["non_embedding_params"])[:4]
     steps = args.steps[0]
     budget = ["--max-steps", str(steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
-              "--warmup-steps", str(max(1, steps // 10))]  # fmt: skip
+              "--warmup-steps", str(max(1, steps // 10)), "--config", args.config]  # fmt: skip
     saves = ["--eval-every", str(steps + 1), "--save-every", str(max(1, steps // 4))]  # as lts proxy does
     rates: dict[str, list[float]] = {"train": [], "proxy": []}
     for tool in ("train", "proxy", "train"):
@@ -57,17 +58,24 @@ def throughput(archs: list[dict[str, Any]], tokens: str, args: argparse.Namespac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, default=12)
-    parser.add_argument("--steps", type=int, nargs="+", default=[50, 150])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--sample", type=int, default=10)
+    parser.add_argument("--steps", type=int, nargs="+", default=[25, 100])
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--eval-batches", type=int, default=16, help="0: the whole validation and test splits")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     common = ["--sample", str(args.sample), "--min-params", "1e6", "--max-params", "2e7",
               "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--json"]  # fmt: skip
-    print(f"lts proxy {' '.join(common)}; budgets {args.steps} steps; load {load:.2f}")
+    print(
+        f"lts proxy {' '.join(common)} (eval_batches {args.eval_batches}); budgets {args.steps} steps; load {load:.2f}"
+    )
     record: dict[str, Any] = {"load": load, "budgets": []}
-    with tempfile.TemporaryDirectory() as tokens:
+    with tempfile.TemporaryDirectory() as tokens, tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "eval.yaml"
+        config.write_text(f"eval_batches: {args.eval_batches}\n")
+        common += ["--config", str(config)]
+        args.config = str(config)
         for steps in args.steps:
             with tempfile.TemporaryDirectory() as home:
                 (Path(home) / "tokens").symlink_to(tokens, target_is_directory=True)
