@@ -4,9 +4,9 @@ on the embedded corpus and a laptop's budget?
 `lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128, batch
 4, the first 16 batches of the validation split), once per budget (`--steps`, 25 and 100 steps), each
 budget in a fresh workspace except for the token cache (about 45 minutes here: on 2 cores a step of
-even a 1-layer model takes ~1-2 s, most of it the 50257-wide LM head); then the throughput check, side by side: tokens/s of `lts train` of the smallest architecture,
-of `lts proxy` training it with the same settings, and of `lts train` again (the same code path, so
-they should agree within noise).
+even a 1-layer model takes ~1-2 s, most of it the 50257-wide LM head); then the throughput check,
+side by side: tokens/s of `lts train` of the smallest architecture, of `lts proxy` training it with
+the same settings, and of `lts train` again (the same code path, so they should agree within noise).
 """
 
 from __future__ import annotations
