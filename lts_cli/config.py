@@ -278,9 +278,6 @@ class MeasureSettings:
         )
 
 
-PREDICTABLE = ("onnx_latency", "decode_latency")  # the latency model's objectives (predictor.py)
-
-
 def _search_measure() -> MeasureSettings:
     # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
     # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
@@ -330,7 +327,9 @@ class SearchConfig:
         if not 0 < self.screen_measure <= 1:
             raise invalid("screen_measure", "must be greater than 0 and at most 1", self.screen_measure)
         unpredictable = [
-            o for o in self.objectives if objectives_registry.get(o).kind == "measured" and o not in PREDICTABLE
+            o
+            for o in self.objectives
+            if objectives_registry.get(o).kind == "measured" and o not in objectives_registry.PREDICTABLE
         ]
         if self.screen and unpredictable:
             raise ConfigError(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from lts_cli import objectives as registry
 from lts_cli.config import MeasureSettings
@@ -345,7 +345,7 @@ def exact_values(arch: Arch, objectives: Sequence[str]) -> dict[str, float]:
     return values
 
 
-LATENCY_KINDS: dict[str, Kind] = {"onnx_latency": "prefill", "decode_latency": "decode"}
+LATENCY_KINDS: dict[str, Kind] = {name: cast(Kind, registry.get(name).source) for name in registry.PREDICTABLE}
 
 
 class StoreScreener:

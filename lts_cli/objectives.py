@@ -104,6 +104,7 @@ REGISTRY: dict[str, Objective] = {
 }  # fmt: skip
 
 DEFAULT = ("non_embedding_params", "onnx_latency", "onnx_memory")  # the published search
+PREDICTABLE = ("onnx_latency", "decode_latency")  # the latencies the per-machine model predicts (predictor.py)
 
 
 def get(name: str) -> Objective:

@@ -163,10 +163,6 @@ def train_one(
     return record
 
 
-def _train_in_worker(candidate: Candidate, corpus: Corpus, config: TrainConfig) -> dict[str, Any]:
-    return train_one(candidate, corpus, config)
-
-
 def _init_worker(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -205,7 +201,7 @@ def run(
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-            pending = {pool.submit(_train_in_worker, c, corpus, config): c for c in todo}
+            pending = {pool.submit(train_one, c, corpus, config): c for c in todo}
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

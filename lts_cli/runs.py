@@ -40,11 +40,10 @@ def csv_columns(objectives: tuple[str, ...], records: list[Record]) -> list[str]
     objectives this begins with archai's layout."""
     recorded = {name for r in records for name in r.values}
     others = [name for name in registry.REGISTRY if name in recorded and name not in objectives]
-    predicted = sorted({f"predicted_{n}" for r in records if r.predicted for n in r.predicted if n in LATENCIES})
+    predicted = sorted(
+        {f"predicted_{n}" for r in records if r.predicted for n in r.predicted if n in registry.PREDICTABLE}
+    )
     return ["archid", *objectives, *_RUN_COLUMNS, *ARCH_FIELDS, *others, "cached", "latency_source", *predicted]
-
-
-LATENCIES = ("onnx_latency", "decode_latency")
 
 
 def new_name(seed: int) -> str:
@@ -167,7 +166,7 @@ def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]
             "cached": r.cached,
             "latency_source": "measured",  # every record is; predictions live in screened.csv
             **r.arch,
-            **{f"predicted_{n}": v for n, v in (r.predicted or {}).items() if n in LATENCIES},
+            **{f"predicted_{n}": v for n, v in (r.predicted or {}).items() if n in registry.PREDICTABLE},
         }
         for name in ("non_embedding_params", "total_params"):
             if name in row:

@@ -203,7 +203,7 @@ def _predict(target: Any, settings: MeasureSettings, chosen: list[str], json_out
     from lts_cli.evaluation import predictions
 
     result = predictions(target.arch, settings, chosen)
-    latencies = [name for name in chosen if name in ("onnx_latency", "decode_latency")]
+    latencies = [name for name in chosen if name in registry.PREDICTABLE]
     if latencies and not result["predicted"]:
         raise TooFewMeasurements(result["missing"][latencies[0]])
     for name, why in result["missing"].items():
