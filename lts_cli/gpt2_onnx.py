@@ -39,6 +39,9 @@ GRAPHS = ("next-token", "logits", "causal-lm", "causal-lm-with-past")
 GRAPH_VERSION = 1
 WEIGHTS_FILE = "weights.bin"  # where the weight stubs point (see OnnxGpt2)
 DTYPES = ("fp32", "int8")
+# int8 weights use 7 bits (ONNX Runtime's "reduce_range"): on x86 CPUs without VNNI (AVX2, AVX-512F), ORT's
+# u8 x s8 kernels add pairs of products in int16, and 255 * 127 * 2 saturates; 255 * 63 * 2 does not.
+INT8_WEIGHT_MAX = 63
 QUANTIZED_LINEARS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
@@ -192,8 +195,8 @@ def build(
 ) -> OnnxGpt2:
     """The GPT-2 forward for `arch` as ONNX; `weights` (transformers names) default to random ones.
 
-    dtype "int8": every projection and the tied embedding / LM head are stored as int8 with one
-    scale per output channel (symmetric); activations are quantized on the fly
+    dtype "int8": every projection and the tied embedding / LM head are stored as int8 (7-bit range,
+    see INT8_WEIGHT_MAX) with one scale per output channel (symmetric); activations are quantized on the fly
     (DynamicQuantizeLinear + MatMulInteger, the pattern ONNX Runtime fuses into
     DynamicQuantizeMatMul). Biases, layer norms and position embeddings stay fp32. The embedding
     is stored once: the LM head reads its transpose, which ONNX Runtime folds at load time.
@@ -216,10 +219,10 @@ def build(
         if _quantized(name, dtype):
             # Linear weights are [in, out]: one scale per column; the embedding [vocab, d]: one per row.
             axis = 1 if name == "transformer.wte.weight" else 0
-            scale = np.abs(array).max(axis=axis) / 127.0
+            scale = np.abs(array).max(axis=axis) / INT8_WEIGHT_MAX
             scale[scale == 0] = 1.0
             expanded = scale[:, None] if axis == 1 else scale[None, :]
-            arrays[name + "_quantized"] = np.clip(np.rint(array / expanded), -127, 127).astype(np.int8)
+            arrays[name + "_quantized"] = np.clip(np.rint(array / expanded), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
             arrays[name + "_scale"] = scale.astype(np.float32)
         else:
             arrays[name] = array
