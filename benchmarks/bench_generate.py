@@ -47,7 +47,8 @@ def ensure_trained(threads: int) -> None:
         return
     from lts_cli.config import TrainConfig
     from lts_cli.data import embedded_corpus
-    from lts_cli.gallery import find, resolve
+    from lts_cli.gallery import find
+    from lts_cli.references import architecture as resolve
     from lts_cli.training import train
 
     print(f"training {A9E3[:13]} for 200 steps (seq 256, batch 8) on the embedded corpus ...", flush=True)

@@ -11,7 +11,6 @@ the last 5% tests.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import json
@@ -28,33 +27,15 @@ import numpy as np
 
 from lts_cli import workspace
 from lts_cli.errors import LtsError, first_line
+from lts_cli.space import GPT2_EOS_ID
+from lts_cli.tokenizer import shipped as tokenizer
 
 SPLITS = ("train", "validation", "test")
-EOS_ID = 50256
-TOKENIZER_DIR = "data/gpt2-tokenizer"
 CORPUS_FILE = "data/shakespeare/shakespeare.jsonl.gz"
 # The shipped corpus's fixed split, by whole works (file stems of the Open Shakespeare texts).
 VALIDATION_WORKS = ("twelfth_night",)
 TEST_WORKS = ("macbeth",)
 TOKEN_CACHE_VERSION = 1
-
-
-@functools.cache
-def tokenizer() -> Any:
-    """The GPT-2 byte-level BPE tokenizer shipped in the package (50257 tokens; no network).
-
-    Loaded with `from_pretrained(folder)`: in transformers 5 (where GPT2TokenizerFast is an alias of
-    the tokenizers-backed GPT2Tokenizer), `GPT2TokenizerFast(vocab_file=..., merges_file=...)`
-    silently builds an empty tokenizer (tests/test_data.py pins the known answer).
-    """
-    from transformers import GPT2Tokenizer
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    with resources.as_file(resources.files("lts_cli").joinpath(TOKENIZER_DIR)) as folder:
-        tok = GPT2Tokenizer.from_pretrained(str(folder))
-    tok.model_max_length = 10**9  # we pack blocks ourselves; silence the length warning
-    return tok
 
 
 @dataclass
@@ -236,7 +217,7 @@ def _encode(documents: list[str], tok: Any) -> np.ndarray:
     for batch in _batches(documents, 64):
         for encoded in tok(batch, add_special_tokens=False)["input_ids"]:
             ids.extend(encoded)
-            ids.append(EOS_ID)
+            ids.append(GPT2_EOS_ID)
     return np.asarray(ids, dtype=np.int64)
 
 

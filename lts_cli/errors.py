@@ -22,6 +22,10 @@ class NotFound(LtsError):
     """A reference (id, prefix, name) matched nothing; callers may go on to try other kinds of reference."""
 
 
+class NotGpt2(LtsError):
+    """A model that is not a GPT-2 decoder, where lts needs one (search, profile, export, ONNX)."""
+
+
 class TooFewMeasurements(LtsError):
     """A latency model was asked for with fewer measurements than it needs; the message says how many."""
 

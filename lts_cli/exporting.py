@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from lts_cli import __version__, workspace
-from lts_cli.errors import LtsError, UsageError
+from lts_cli.errors import LtsError, NotGpt2, UsageError
 from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, generation_defaults, load, save_tokenizer, write_card
 from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
-from lts_cli.space import Arch
+from lts_cli.space import GPT2_EOS_ID, Arch
 
 FP32_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime (fp32)
 INT8_PPL_TOLERANCE = 0.10  # int8 perplexity may exceed the PyTorch fp32 model's by 10% (relative)
@@ -66,10 +66,12 @@ def export(
     allow_untrained: bool = False,
     on_event: OnEvent | None = None,
     on_note: Callable[[str], None] | None = None,
+    revision: str | None = None,
 ) -> ExportResult:
     """Export `source` (a reference `load` understands, or a model already loaded), validate, and only
     then move the folder into place."""
     from lts_cli import gpt2_onnx
+    from lts_cli.references import architecture
 
     emit = on_event or (lambda stage: None)
     if quantize is not None and quantize not in QUANTIZE_MODES:
@@ -77,7 +79,11 @@ def export(
     if output is not None:
         workspace.check_replaceable(output, INFO_FILE, "an lts export", force)
     emit("loading the model")
-    loaded = load(source, allow_untrained, on_note) if isinstance(source, str) else source
+    if isinstance(source, str):
+        architecture(source, revision=revision)  # a model that is not a GPT-2 is refused before its weights load
+        loaded = load(source, allow_untrained, on_note, revision=revision)
+    else:
+        loaded = source
     config = loaded.model.config
     _check_supported(config, loaded.label)
     arch = arch_from_gpt2_config(config)
@@ -102,6 +108,7 @@ def export(
             "lts_version": __version__,
             "source": loaded.label,
             "source_kind": loaded.source,
+            "published_as": loaded.published_as,
             "untrained": loaded.source == "untrained",
             "archid": arch.archid,
             "graph": graph,
@@ -122,7 +129,7 @@ def _generation_config(loaded: LoadedModel, arch: Arch) -> Any:
     """The source model's own generation_config.json when its folder has one, else lts's defaults."""
     if loaded.path is not None and (loaded.path / "generation_config.json").is_file():
         return loaded.model.generation_config
-    eos = loaded.tokenizer.eos_token_id if loaded.tokenizer.eos_token_id is not None else 50256
+    eos = loaded.tokenizer.eos_token_id if loaded.tokenizer.eos_token_id is not None else GPT2_EOS_ID
     return generation_defaults(eos, arch.n_positions)
 
 
@@ -143,14 +150,20 @@ def _card(folder: Path, loaded: LoadedModel, arch: Arch, info: dict[str, Any]) -
     use = """With ONNX Runtime through optimum (`ORTModelForCausalLM.from_pretrained(folder)`), or with lts:
 `lts generate FOLDER "ROMEO:" --backend onnx` and `lts profile FOLDER` for its latency on this machine."""
     about = f"An ONNX export by `lts export` of {loaded.label}" + (" (random weights)." if info["untrained"] else ".")
+    if loaded.published_as is not None:
+        about += (
+            f" The pre-trained checkpoint published under the gallery id `{loaded.published_as}`"
+            f" ({arch.short()}, the architecture of its own config.json)."
+        )
     write_card(folder, f"{loaded.label} (ONNX, {info['dtype']})", arch, about, facts, use)
 
 
 def _check_supported(config: Any, label: str) -> None:
     """The emitted graph is transformers' GPT-2 with its default options; refuse anything else."""
     if getattr(config, "model_type", None) != "gpt2":
-        raise LtsError(
-            f"{label} is a {getattr(config, 'model_type', 'unknown')!r} model; lts exports GPT-2 models only"
+        raise NotGpt2(
+            f"{label} is a {getattr(config, 'model_type', 'unknown')!r} model; lts exports, profiles and runs "
+            "GPT-2 decoders only on ONNX Runtime (generate it with --backend torch)"
         )
     unsupported = []
     if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -200,14 +213,14 @@ def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize
     sess = session(folder)
     model = loaded.model
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, min(arch.vocab_size, 50257), size=(2, min(8, arch.n_positions - 1)))
+    ids = rng.integers(0, min(arch.vocab_size, len(loaded.tokenizer)), size=(2, min(8, arch.n_positions - 1)))
     cache_in = empty_past(sess, 2) if past else None
     out = sess.run(None, feeds(sess, ids, cache_in, 0))
     with torch.inference_mode():
         ref = model(input_ids=torch.from_numpy(ids), use_cache=past)
     result: dict[str, Any] = {"prefill_max_abs_diff": float(np.abs(out[0] - ref.logits.numpy()).max())}
     if past:
-        step = rng.integers(0, min(arch.vocab_size, 50257), size=(2, 1))
+        step = rng.integers(0, min(arch.vocab_size, len(loaded.tokenizer)), size=(2, 1))
         out2 = sess.run(None, feeds(sess, step, next_past(sess, out), ids.shape[1]))
         cache = ref.cache if hasattr(ref, "cache") else ref.past_key_values
         with torch.inference_mode():

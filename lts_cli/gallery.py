@@ -11,7 +11,7 @@ from typing import Any
 
 from lts_cli.config import load_file
 from lts_cli.errors import LtsError, NotFound
-from lts_cli.space import Arch
+from lts_cli.space import Arch, unique
 from lts_cli.store import Store
 
 # The gallery latencies were measured by archai's evaluator with its default of the time: seq 192.
@@ -70,13 +70,13 @@ def entry_for(arch: Arch) -> GalleryEntry | None:
 
 
 def find(ref: str) -> GalleryEntry:
-    """A gallery entry by id or unique id prefix (e.g. `gpt2_a9e3`)."""
-    matches = [e for e in entries() if e.id.startswith(ref)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFound(f"no gallery model {ref!r}; `lts gallery list` shows the 20 ids")
-    raise LtsError(f"{ref!r} matches {len(matches)} gallery ids; give more characters")
+    """A gallery entry by id or unique id prefix of at least 4 hex digits (e.g. `gpt2_a9e3`)."""
+    found = unique(ref, (e.id for e in entries()), "gallery ids")
+    if found is None:
+        raise NotFound(
+            f"no gallery model {ref!r} (an id, or gpt2_ and at least 4 of its hex digits); `lts gallery list`"
+        )
+    return next(e for e in entries() if e.id == found)
 
 
 @dataclass(frozen=True)
@@ -84,37 +84,24 @@ class Resolved:
     arch: Arch
     label: str  # what the user will recognise: the published id, the archid or the file
     entry: GalleryEntry | None  # published figures, when the architecture is in the gallery
-
-
-def resolve(ref: str, store: Store | None = None) -> Resolved:
-    """An architecture from a gallery id, a workspace archid (or unique prefix of either) or a file."""
-    path = Path(ref).expanduser()
-    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.exists():
-        arch = arch_from_file(path)
-        return Resolved(arch, str(path), entry_for(arch))
-    gallery_hits = [e for e in entries() if e.id.startswith(ref)]
-    stored = store.find_archs(ref) if store is not None else []
-    candidates: dict[str, Resolved] = {e.id: Resolved(e.arch, e.id, e) for e in gallery_hits}
-    for arch in stored:
-        if not any(r.arch == arch for r in candidates.values()):
-            candidates[arch.archid] = Resolved(arch, arch.archid, entry_for(arch))
-    if len(candidates) == 1:
-        return next(iter(candidates.values()))
-    if not candidates:
-        raise NotFound(
-            f"unknown architecture {ref!r}: not a gallery id, not an id in this workspace, and not a file; "
-            "see `lts gallery list`, or give a .json/.yaml file with n_layer, d_model, d_inner and n_head"
-        )
-    shown = ", ".join(sorted(candidates)[:4])
-    raise LtsError(f"{ref!r} is ambiguous: it matches {len(candidates)} ids ({shown}); give more characters")
+    notes: tuple[str, ...] = ()  # what the user should know about this reference
 
 
 def arch_from_file(path: Path) -> Arch:
-    """Read an architecture from a gallery-style or lts JSON/YAML file (or a folder's arch.json)."""
+    """Read an architecture from a gallery-style or lts JSON/YAML file, or a folder's: its arch.json
+    (lts's model and export folders), else its transformers config.json (any GPT-2 model folder)."""
+    from lts_cli.workspace import ARCH_FILE
+
     if path.is_dir():
-        if not (path / "arch.json").is_file():
-            raise LtsError(f"{path}: a folder without arch.json; give an architecture .json/.yaml file")
-        path = path / "arch.json"
+        if (path / ARCH_FILE).is_file():
+            path = path / ARCH_FILE
+        elif (path / "config.json").is_file():
+            config = load_file(path / "config.json")
+            if not isinstance(config, dict):
+                raise LtsError(f"{path / 'config.json'} is not a JSON object")
+            return Arch.from_hf_config(config, source=str(path / "config.json"))
+        else:
+            raise LtsError(f"{path}: a folder without arch.json or config.json; give an architecture .json/.yaml file")
     data = load_file(path)
     return Arch.from_config(data, source=str(path))
 
@@ -163,17 +150,18 @@ def local_copies(model_id: str) -> dict[str, Any]:
     from lts_cli import workspace
 
     home = workspace.home()
-    record = home / "pulled" / f"{model_id}.json"
+    record = workspace.pulled_record(model_id)
     pulled = False
     if record.is_file():
         try:
             pulled = (Path(json.loads(record.read_text(encoding="utf-8"))["path"]) / "config.json").is_file()
         except (OSError, ValueError, KeyError, TypeError):
             pulled = False
-    places = (home / "models" / model_id, home / "exports" / model_id, home / "exports" / f"{model_id}-untrained")
+    models, exports_root = home / workspace.MODELS, home / workspace.EXPORTS
+    places = (models / model_id, exports_root / model_id, exports_root / f"{model_id}-untrained")
     exports = [str(p) for place in places if place.is_dir() for p in sorted(place.iterdir())
                if (p / workspace.EXPORT_MARKER).is_file()]  # fmt: skip
-    trained = (home / "models" / model_id / workspace.TRAINED_MARKER).is_file()
+    trained = (models / model_id / workspace.TRAINED_MARKER).is_file()
     return {"trained": trained, "pulled": pulled, "exports": exports}
 
 

@@ -167,9 +167,12 @@ def onnx_folder(
     allow_untrained: bool = False,
     on_export: Callable[[Path], None] | None = None,
     on_note: OnText | None = None,
+    prompt: str | None = None,
+    revision: str | None = None,
 ) -> Path:
     """The fp32 KV-cache export to generate from: `ref` itself if it is an export folder, else the
-    model's default export, made now (into the workspace or beside the model) if it is missing."""
+    model's default export, made now (into the workspace or beside the model) if it is missing.
+    `prompt`: checked against the model's context before anything is exported."""
     from lts_cli.exporting import default_output, export
     from lts_cli.modeling import load, workspace_model
     from lts_cli.runtime import INFO_FILE
@@ -177,13 +180,16 @@ def onnx_folder(
     path = Path(ref).expanduser()
     if (path / INFO_FILE).is_file():
         return path
-    folder = path if path.is_dir() else workspace_model(ref)
+    folder = path if path.is_dir() else workspace_model(ref) if revision is None else None
     if folder is not None and (folder / "onnx" / INFO_FILE).is_file():
         return folder / "onnx"
-    loaded = load(ref, allow_untrained, on_note=on_note)
+    loaded = load(ref, allow_untrained, on_note=on_note, revision=revision)
     target = default_output(loaded, past=True, quantize=None, optimize=False)
     if (target / INFO_FILE).is_file():
         return target
+    if prompt is not None:
+        ids = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else [0]
+        _budget(len(ids), getattr(loaded.model.config, "n_positions", None), GenerateConfig(), None)
     if on_export:
         on_export(target)
     return export(loaded, output=target).path

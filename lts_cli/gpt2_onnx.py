@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
+from lts_cli.weights import gpt2_shapes
 
 OPSET = 20  # Gelu(approximate="tanh") is opset 20; LayerNormalization 17. ORT >= 1.17 runs it.
 IR_VERSION = 9  # the IR of opset 20, so older ONNX Runtime releases still load the file
@@ -45,36 +46,6 @@ INT8_WEIGHT_MAX = 63
 QUANTIZED_LINEARS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-def weight_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
-    """Every stored tensor in transformers' GPT2LMHeadModel naming (tied lm_head omitted)."""
-    d, di = arch.d_model, arch.d_inner
-    shapes: dict[str, tuple[int, ...]] = {
-        "transformer.wte.weight": (arch.vocab_size, d),
-        "transformer.wpe.weight": (arch.n_positions, d),
-    }
-    for i in range(arch.n_layer):
-        p = f"transformer.h.{i}."
-        shapes.update(
-            {
-                p + "ln_1.weight": (d,),
-                p + "ln_1.bias": (d,),
-                p + "attn.c_attn.weight": (d, 3 * d),
-                p + "attn.c_attn.bias": (3 * d,),
-                p + "attn.c_proj.weight": (d, d),
-                p + "attn.c_proj.bias": (d,),
-                p + "ln_2.weight": (d,),
-                p + "ln_2.bias": (d,),
-                p + "mlp.c_fc.weight": (d, di),
-                p + "mlp.c_fc.bias": (di,),
-                p + "mlp.c_proj.weight": (di, d),
-                p + "mlp.c_proj.bias": (d,),
-            }
-        )
-    shapes["transformer.ln_f.weight"] = (d,)
-    shapes["transformer.ln_f.bias"] = (d,)
-    return shapes
-
-
 def random_weights(arch: Arch, seed: int = 0, pool_size: int = 1 << 20) -> Iterator[tuple[str, np.ndarray]]:
     """Random fp32 weights for timing, yielded one tensor at a time to keep peak memory low.
 
@@ -84,7 +55,7 @@ def random_weights(arch: Arch, seed: int = 0, pool_size: int = 1 << 20) -> Itera
     rng = np.random.default_rng(seed)
     pool = rng.normal(0.0, 0.02, size=pool_size).astype(np.float32)
     doubled = np.concatenate([pool, pool])
-    for name, shape in weight_shapes(arch).items():
+    for name, shape in gpt2_shapes(arch).items():
         if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
             yield name, np.ones(shape, dtype=np.float32)
             continue
@@ -158,7 +129,7 @@ def file_size(arch: Arch, graph: str = "next-token", dtype: str = "fp32") -> int
 def _stored_tensors(arch: Arch, dtype: str) -> dict[str, tuple[str, tuple[int, ...]]]:
     """What `build` stores for `arch`, in its order: name -> (numpy dtype, shape)."""
     out: dict[str, tuple[str, tuple[int, ...]]] = {}
-    for name, shape in weight_shapes(arch).items():
+    for name, shape in gpt2_shapes(arch).items():
         if _quantized(name, dtype):
             out[name + "_quantized"] = ("int8", shape)
             out[name + "_scale"] = ("float32", (shape[0],) if name == "transformer.wte.weight" else (shape[1],))
@@ -207,7 +178,7 @@ def build(
         raise LtsError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     items = random_weights(arch) if weights is None else weights
     pairs = items.items() if isinstance(items, Mapping) else items
-    expected = weight_shapes(arch)
+    expected = gpt2_shapes(arch)
     arrays: dict[str, np.ndarray] = {}
     for name, array in pairs:
         if name not in expected:
@@ -222,7 +193,9 @@ def build(
             scale = np.abs(array).max(axis=axis) / INT8_WEIGHT_MAX
             scale[scale == 0] = 1.0
             expanded = scale[:, None] if axis == 1 else scale[None, :]
-            arrays[name + "_quantized"] = np.clip(np.rint(array / expanded), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+            arrays[name + "_quantized"] = np.clip(np.rint(array / expanded), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(
+                np.int8
+            )
             arrays[name + "_scale"] = scale.astype(np.float32)
         else:
             arrays[name] = array

@@ -18,6 +18,7 @@ from typing import Any
 
 from lts_cli import pretrained, workspace
 from lts_cli.errors import LtsError, NotFound, UsageError
+from lts_cli.space import Arch, unique
 
 SOURCES = ("trained", "training", "pulled", "folder")
 LEFTOVER_AGE_S = 3600.0  # an atomic write's temporary folder older than this belongs to no running lts
@@ -30,7 +31,9 @@ class ModelEntry:
     path: str
     size_bytes: int
     val_perplexity: float | None = None
-    arch: dict[str, Any] | None = None
+    arch: dict[str, int] | None = None  # the architecture's fields (n_layer, d_model, d_inner, n_head, ...)
+    non_embedding_params: int | None = None
+    config: dict[str, int] | None = None  # the same in transformers' config.json keys (n_embd, n_inner, ...)
     exports: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -82,35 +85,63 @@ def models() -> list[ModelEntry]:
             continue
         trained = (folder / workspace.TRAINED_MARKER).is_file()
         metrics = _json(folder / workspace.TRAINED_MARKER) if trained else {}
-        arch = _json(folder / "arch.json") or None
+        ppl = metrics.get("val_perplexity")
         out.append(
-            ModelEntry(
-                folder.name,
-                "trained" if trained else "folder",
-                str(folder),
-                size(folder),
-                metrics.get("val_perplexity"),
-                arch,
-                [str(p) for p in _exports_in(folder)],
+            _with_arch(
+                ModelEntry(
+                    folder.name,
+                    "trained" if trained else "folder",
+                    str(folder),
+                    size(folder),
+                    ppl if isinstance(ppl, (int, float)) and not isinstance(ppl, bool) else None,
+                    exports=[str(p) for p in _exports_in(folder)],
+                ),
+                _folder_arch(folder),
             )
         )
-    pulled_dir = workspace.home() / "pulled"
+    pulled_dir = workspace.home() / workspace.PULLED
     for record in sorted(pulled_dir.glob("*.json")) if pulled_dir.is_dir() else []:
         pulled = pretrained.registered(record.stem)
         if pulled is None:
             continue
+        detail = {k: v for k, v in pretrained.describe(pulled).items() if k not in ("id", "path", "arch", "size_bytes")}
         out.append(
-            ModelEntry(
-                pulled.id,
-                "pulled",
-                pulled.path,
-                pretrained.size_on_disk(pulled),
-                arch=_json(pulled.folder() / "config.json") or None,
-                exports=[str(p) for p in _exports_in(workspace.home() / "exports" / pulled.id)],
-                detail=pretrained.describe(pulled),
+            _with_arch(
+                ModelEntry(
+                    pulled.id,
+                    "pulled",
+                    pulled.path,
+                    pretrained.size_on_disk(pulled),
+                    exports=[str(p) for p in _exports_in(workspace.home() / workspace.EXPORTS / pulled.id)],
+                    detail={"published_as": pulled.id, **detail},
+                ),
+                pulled.architecture(_gallery_entry(pulled.id)),
             )
         )
     return out
+
+
+def _with_arch(entry: ModelEntry, arch: Arch | None) -> ModelEntry:
+    if arch is not None:
+        entry.arch, entry.config = arch.to_dict(), arch.hf_fields()
+        entry.non_embedding_params = arch.non_embedding_params
+    return entry
+
+
+def _folder_arch(folder: Path) -> Arch | None:
+    """A model folder's architecture (arch.json, else a GPT-2 config.json); None if it has none or it is unreadable."""
+    from lts_cli.gallery import arch_from_file
+
+    try:
+        return arch_from_file(folder)
+    except LtsError:
+        return None
+
+
+def _gallery_entry(model_id: str) -> Any:
+    from lts_cli.gallery import entries
+
+    return next((e for e in entries() if e.id == model_id), None)
 
 
 def find_model(ref: str, source: str | None = None) -> ModelEntry:
@@ -118,14 +149,17 @@ def find_model(ref: str, source: str | None = None) -> ModelEntry:
     if source is not None and source not in SOURCES:
         raise UsageError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
     known = [m for m in models() if source is None or m.source == source]
-    exact = [m for m in known if m.id == ref]
-    matches = exact or [m for m in known if m.id.startswith(ref)]
-    if not matches:
+    name = unique(ref, (m.id for m in known), "models")
+    if name is None:
         names = ", ".join(sorted({m.id[:20] for m in known})[:5]) or "none"
-        raise NotFound(f"no model {ref!r} in the workspace (models: {names}); see `lts models list`")
+        raise NotFound(
+            f"no model {ref!r} in the workspace (a name, or gpt2_ and at least 4 hex digits of an id; "
+            f"models: {names}); see `lts models list`"
+        )
+    matches = [m for m in known if m.id == name]
     if len(matches) > 1:
         which = ", ".join(f"{m.id} ({m.source})" for m in matches[:4])
-        raise LtsError(f"{ref!r} names {len(matches)} models: {which}; give more characters or --source")
+        raise LtsError(f"{ref!r} names {len(matches)} models: {which}; choose one with --source")
     return matches[0]
 
 
@@ -138,7 +172,7 @@ def removal_plan(entry: ModelEntry, hub_cache: bool = False) -> list[Path]:
         return [Path(entry.path)]
     pulled = pretrained.registered(entry.id)
     assert pulled is not None
-    plan = [pretrained.record_path(entry.id), *map(Path, entry.exports)]
+    plan = [workspace.pulled_record(entry.id), *map(Path, entry.exports)]
     if hub_cache:
         plan += _hub_cache_files(pulled)
     return plan

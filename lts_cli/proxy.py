@@ -79,11 +79,11 @@ def from_run(name: str, evaluated: bool = False) -> list[Candidate]:
 
 def from_refs(refs: Sequence[str]) -> list[Candidate]:
     """Gallery ids, workspace archids (unique prefixes) or architecture files."""
-    from lts_cli.gallery import resolve
+    from lts_cli.references import architecture
     from lts_cli.store import open_store
 
     with open_store() as store:
-        found = [resolve(ref, store) for ref in refs]
+        found = [architecture(ref, store) for ref in refs]
     return [Candidate(t.arch, t.label) for t in found]
 
 

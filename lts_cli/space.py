@@ -6,17 +6,31 @@ import hashlib
 import itertools
 import json
 import random
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lts_cli.errors import ConfigError, LtsError, UsageError, invalid
+from lts_cli.errors import ConfigError, LtsError, NotGpt2, UsageError, invalid
 
 ARCH_TYPE = "gpt2"
 GPT2_VOCAB_SIZE = 50257
+GPT2_EOS_ID = 50256  # <|endoftext|>, the last token of GPT-2's vocabulary
 GPT2_N_POSITIONS = 1024
 ARCH_FIELDS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "n_positions")
 EXAMPLE_SPEC = "n_layer=4,d_model=128,d_inner=768,n_head=4"
+# An id written in short: `gpt2_` and at least 4 hex digits of an archid (or a published gallery id).
+ID_PREFIX = re.compile(r"gpt2_[0-9a-f]{4,40}")
+
+# transformers' GPT-2 config.json key -> Arch field (n_inner null means 4 x n_embd, as transformers reads it).
+HF_FIELDS = {
+    "n_layer": "n_layer",
+    "n_embd": "d_model",
+    "n_inner": "d_inner",
+    "n_head": "n_head",
+    "vocab_size": "vocab_size",
+    "n_positions": "n_positions",
+}
 
 # Keys of the published (archai) gallery configs that map onto Arch fields, and those we accept and ignore.
 _ALIASES = {"max_sequence_length": "n_positions"}
@@ -86,6 +100,29 @@ class Arch:
     def short(self) -> str:
         return f"L{self.n_layer} d{self.d_model} ff{self.d_inner} h{self.n_head}"
 
+    def hf_fields(self) -> dict[str, int]:
+        """The architecture in transformers' GPT-2 config keys (n_embd, n_inner, ...)."""
+        return {key: getattr(self, name) for key, name in HF_FIELDS.items()}
+
+    @classmethod
+    def from_hf_config(cls, config: Mapping[str, Any], source: str = "config.json") -> Arch:
+        """The Arch of a transformers GPT-2 `config.json`; anything but a GPT-2 is an error naming it."""
+        model_type = config.get("model_type")
+        if model_type != ARCH_TYPE:
+            raise NotGpt2(f"{source} describes a {model_type!r} model; lts searches, profiles and exports GPT-2 only")
+        values: dict[str, Any] = {}
+        for key, name in HF_FIELDS.items():
+            value = config.get(key)
+            if key == "n_inner" and value is None:
+                value = 4 * config.get("n_embd", 0)
+            if value is None and key in ("vocab_size", "n_positions"):
+                continue  # transformers' defaults are GPT-2's: 50257 and 1024
+            values[name] = value
+        try:
+            return cls(**values)
+        except (LtsError, TypeError) as exc:
+            raise LtsError(f"{source}: {exc}") from exc
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "config") -> Arch:
         """Build from our own keys or the published gallery layout; unknown keys are errors."""
@@ -111,6 +148,21 @@ class Arch:
             return cls(**values)
         except LtsError as exc:
             raise LtsError(f"{source}: {exc}") from exc
+
+
+def unique(ref: str, names: Iterable[str], what: str) -> str | None:
+    """The one name equal to `ref`, else the one an id prefix (`gpt2_` + 4 hex digits) starts;
+    None if none does; an error naming the candidates if several do."""
+    names = sorted(set(names))
+    if ref in names:
+        return ref
+    if not ID_PREFIX.fullmatch(ref):
+        return None
+    matches = [name for name in names if name.startswith(ref)]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:4]) + (", ..." if len(matches) > 4 else "")
+        raise LtsError(f"{ref!r} matches {len(matches)} {what} ({shown}); give more characters")
+    return matches[0] if matches else None
 
 
 def non_embedding_params(n_layer: int, d_model: int, d_inner: int) -> int:

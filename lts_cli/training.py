@@ -35,10 +35,9 @@ from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, f
 from lts_cli.errors import LtsError
 from lts_cli.gallery import Resolved
 from lts_cli.modeling import generation_defaults, gpt2_config, model_id_for, save_tokenizer, write_card
-from lts_cli.space import Arch
+from lts_cli.space import GPT2_EOS_ID, GPT2_VOCAB_SIZE, Arch
 
 OnEvent = Callable[[str, dict[str, Any]], None]
-TOKENIZER_VOCAB = 50257
 METRICS_FILE = workspace.TRAINED_MARKER  # written last into a finished model folder
 SIGNATURE_FILE = workspace.TRAINING_MARKER  # the settings of an unfinished training, in its work folder
 CHECKPOINT_RECORD = "lts-checkpoint.json"
@@ -125,8 +124,8 @@ def train(
             resid_pdrop=config.dropout,
             embd_pdrop=config.dropout,
             attn_pdrop=config.dropout,
-            bos_token_id=TOKENIZER_VOCAB - 1,
-            eos_token_id=TOKENIZER_VOCAB - 1,
+            bos_token_id=GPT2_EOS_ID,
+            eos_token_id=GPT2_EOS_ID,
         )
     )
     validation, test = (_evaluated(tokens[split], config) for split in ("validation", "test"))
@@ -216,8 +215,8 @@ def _evaluated(tokens: Any, config: TrainConfig) -> Any:
 def _check(arch: Arch, config: TrainConfig) -> None:
     if config.seq_len > arch.n_positions:
         raise LtsError(f"--seq-len {config.seq_len} exceeds the model's n_positions ({arch.n_positions})")
-    if arch.vocab_size < TOKENIZER_VOCAB:
-        raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {TOKENIZER_VOCAB}")
+    if arch.vocab_size < GPT2_VOCAB_SIZE:
+        raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {GPT2_VOCAB_SIZE}")
 
 
 def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> tuple[Path | None, list[tuple[Path, str]]]:
@@ -294,10 +293,10 @@ def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any
     generation_config.json, and a tokenizer that knows the model's context."""
     import yaml
 
-    from lts_cli.data import tokenizer
+    from lts_cli.tokenizer import shipped as tokenizer
 
     with workspace.staged_folder(final, METRICS_FILE) as tmp:
-        model.generation_config = generation_defaults(TOKENIZER_VOCAB - 1, arch.n_positions)
+        model.generation_config = generation_defaults(GPT2_EOS_ID, arch.n_positions)
         model.save_pretrained(tmp)
         save_tokenizer(tokenizer(), tmp, arch.n_positions)
         workspace.atomic_write_json(tmp / "arch.json", arch.to_config())

@@ -18,6 +18,15 @@ from lts_cli.errors import LtsError, UsageError
 
 ENV_HOME = "LTS_HOME"
 DB_NAME = "lts.db"
+# The workspace's folders, named once.
+MODELS = "models"  # trained models (and unfinished trainings, hidden)
+EXPORTS = "exports"  # exports of models that do not live in models/ (pulled, Hub, untrained)
+PULLED = "pulled"  # one record per pre-trained gallery model pulled from the Hub
+RUNS = "runs"  # search runs
+TOKENS = "tokens"  # tokenized corpora
+PROXY = "proxy"  # lts proxy: results, models in training, reports
+PREDICTOR = "predictor"  # latency model plots
+ARCH_FILE = "arch.json"  # the architecture that made a model or export folder
 # The files that mark a folder as lts's own, so lts may replace or remove it.
 TRAINED_MARKER = "metrics.json"  # a model trained here (written last)
 TRAINING_MARKER = "train.json"  # an unfinished training's work folder
@@ -63,16 +72,21 @@ def db_path() -> Path:
 
 
 def runs_dir() -> Path:
-    return ensure_home() / "runs"
+    return ensure_home() / RUNS
 
 
 def models_dir() -> Path:
-    return ensure_home() / "models"
+    return ensure_home() / MODELS
 
 
 def exports_dir() -> Path:
     """Exports of models that do not live in the workspace (pulled, Hub, untrained architectures)."""
-    return ensure_home() / "exports"
+    return ensure_home() / EXPORTS
+
+
+def pulled_record(model_id: str) -> Path:
+    """The workspace's record of a pre-trained gallery model pulled from the Hub."""
+    return home() / PULLED / f"{model_id}.json"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

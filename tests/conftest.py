@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lts_cli.cli import app
+from lts_cli.space import GPT2_EOS_ID
 
 # A tiny architecture that measures in well under a second.
 TINY = "n_layer=1,d_model=32,d_inner=64,n_head=2,vocab_size=512,n_positions=64"
@@ -130,14 +131,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import transformers
 
     from lts_cli import workspace
-    from lts_cli.data import tokenizer
     from lts_cli.modeling import gpt2_config
     from lts_cli.space import Arch
+    from lts_cli.tokenizer import shipped as tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-model") / "tiny"
     arch = Arch(**TINY_ARCH)
     transformers.set_seed(0)
-    model = transformers.GPT2LMHeadModel(gpt2_config(arch, bos_token_id=50256, eos_token_id=50256))
+    model = transformers.GPT2LMHeadModel(gpt2_config(arch, bos_token_id=GPT2_EOS_ID, eos_token_id=GPT2_EOS_ID))
     model.save_pretrained(folder)
     tokenizer().save_pretrained(folder)
     workspace.atomic_write_json(folder / "arch.json", arch.to_config())
@@ -184,41 +185,3 @@ def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type:
         )
 
     return measure
-
-
-HUB_REPO = "microsoft/lts-gpt2-sm"
-HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def fake_hub_repo(cache: Path, repo: str, files: dict[str, Path]) -> Path:
-    """A repository in the Hugging Face cache layout, as huggingface_hub leaves it after a download:
-    `refs/main` names the commit, `snapshots/<commit>/<path>` are links to `blobs/<sha256>`.
-    `files`: path in the repository -> a file whose contents go there. Returns the snapshot folder."""
-    import hashlib
-
-    base = cache / f"models--{repo.replace('/', '--')}"
-    snapshot = base / "snapshots" / HUB_COMMIT
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(HUB_COMMIT)
-    (base / "blobs").mkdir(exist_ok=True)
-    for name, source in files.items():
-        data = source.read_bytes()
-        blob = base / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = snapshot / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return snapshot
-
-
-def gallery_model_files(folder: Path, model_id: str, safetensors: bool = True) -> dict[str, Path]:
-    """A real GPT-2 of the gallery architecture `model_id` (random weights), saved by transformers."""
-    import transformers
-
-    from lts_cli.gallery import find
-    from lts_cli.modeling import gpt2_config
-
-    transformers.set_seed(0)
-    model = transformers.GPT2LMHeadModel(gpt2_config(find(model_id).arch, bos_token_id=50256, eos_token_id=50256))
-    model.save_pretrained(folder, safe_serialization=safetensors)
-    return {f"{model_id}/{p.name}": p for p in folder.iterdir()}

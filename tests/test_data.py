@@ -15,10 +15,13 @@ from lts_cli.errors import LtsError
 
 
 def test_tokenizer_known_answer() -> None:
-    tok = data.tokenizer()
+    from lts_cli.space import GPT2_EOS_ID
+    from lts_cli.tokenizer import shipped
+
+    tok = shipped()
     assert len(tok) == 50257
     assert tok.encode("Hello world") == [15496, 995]
-    assert tok.eos_token_id == data.EOS_ID == 50256
+    assert tok.eos_token_id == GPT2_EOS_ID == 50256
     assert tok.decode([15496, 995]) == "Hello world"
 
 

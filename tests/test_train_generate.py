@@ -14,7 +14,7 @@ from lts_cli import training
 from lts_cli.config import TrainConfig
 from lts_cli.data import embedded_corpus
 from lts_cli.errors import LtsError
-from lts_cli.gallery import resolve
+from lts_cli.references import architecture as resolve
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
 pytestmark = pytest.mark.slow  # trains or exports models
@@ -166,6 +166,25 @@ def test_bad_generation_input(run_cli, trained: tuple[Path, dict], lts_home: Pat
     assert_user_error(run_cli("generate", "mismatch", "hi"), "does not match arch.json", "n_layer 3 vs 1")
     corrupt = install(trained[0], lts_home, "corrupt")
     (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
-    assert_user_error(run_cli("generate", "corrupt", "hi"), "cannot load the weights", "damaged")
+    damaged = run_cli("generate", "corrupt", "hi")
+    assert_user_error(damaged, "model.safetensors is not a readable safetensors file", "damaged")
     install(trained[0], lts_home)
     assert_user_error(run_cli("generate", "tiny", "word " * 200), "the model's context is 128")
+
+
+@pytest.mark.slow
+def test_a_trained_model_folder_samples_like_lts_in_a_plain_pipeline(trained) -> None:
+    import transformers
+
+    folder, metrics = trained
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and f"{metrics['val_perplexity']:,.2f}" in card
+    config = json.loads((folder / "generation_config.json").read_text())
+    # lts's defaults (128 new tokens capped at half of this tiny model's 128 positions)
+    assert (config["do_sample"], config["temperature"], config["top_p"], config["max_new_tokens"]) == (
+        True, 0.8, 0.95, 64,
+    )  # fmt: skip
+    assert json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"] == 128
+    generate = transformers.pipeline("text-generation", str(folder))
+    outputs = {generate("ROMEO:")[0]["generated_text"] for _ in range(3)}
+    assert len(outputs) > 1  # sampling, not greedy

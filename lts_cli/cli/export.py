@@ -15,7 +15,7 @@ def export(
     model_id: str = typer.Argument(
         ...,
         metavar="MODEL",
-        help="Workspace model id (unique prefix), model folder, or Hub id.",
+        help="Workspace model, model folder, gallery id (gpt2_ + 4 hex digits is enough), or Hub id such as gpt2.",
         autocompletion=complete.models,
     ),
     output: Optional[Path] = typer.Option(
@@ -34,6 +34,9 @@ def export(
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Export an architecture with random weights (for latency work)."
     ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="A Hub model's branch, tag or commit.", show_default="main"
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print export.json."),
 ) -> None:
     """Export to ONNX (KV cache by default, optimum's layout), validated against PyTorch before it is kept."""
@@ -50,6 +53,7 @@ def export(
             allow_untrained=allow_untrained,
             on_event=lambda stage: progress(stage, 0, 1),
             on_note=note,
+            revision=revision,
         )
     info = result.info
     if info["untrained"]:

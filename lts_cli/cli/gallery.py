@@ -69,7 +69,7 @@ def list_models(
         )
     out.print(table)
     note(
-        "ids are shortened (any unique prefix works); '~' memory = 4 bytes x unique parameters, "
+        "ids are shortened (gpt2_ and 4 hex digits work); '~' memory = 4 bytes x unique parameters, "
         "measured values replace it after `lts profile ID`; local: T trained here, P pre-trained model pulled "
         "(`lts gallery pull ID`), E exports"
     )
@@ -82,47 +82,75 @@ def _pub(published: dict[str, Any], key: str, digits: int = 2) -> str:
 @app.command("pull")
 def pull(
     model_ids: list[str] = typer.Argument(
-        None, metavar="[ID]...", help="Gallery ids or unique prefixes.", autocompletion=complete.gallery
+        None,
+        metavar="[ID]...",
+        help="Gallery ids (gpt2_ and 4 hex digits are enough).",
+        autocompletion=complete.gallery,
     ),
-    all_models: bool = typer.Option(False, "--all", help="All 20 published models."),
+    all_models: bool = typer.Option(False, "--all", help="All 20 published models (about 8 GB)."),
     repo: Optional[str] = typer.Option(
         None, "--repo", help="The Hub repository (also LTS_GALLERY_REPO).", show_default="microsoft/lts-gpt2-sm"
     ),
     revision: Optional[str] = typer.Option(
         None, "--revision", help="A branch, tag or commit of the repository.", show_default="main"
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what would be downloaded, and its size; fetch nothing."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print what was pulled as JSON."),
 ) -> None:
     """Download the published pre-trained models (trained by their authors on The Pile) into the Hugging
-    Face cache, check them against the gallery architecture, and register them for generate and export."""
+    Face cache, check that their weights fill the architecture of their own config.json, and register
+    them for generate, export and profile. Says how much it fetches, and refuses without the disk space."""
     from lts_cli.errors import UsageError
     from lts_cli.gallery import entries, find
     from lts_cli.pretrained import describe
     from lts_cli.pretrained import pull as run_pull
+    from lts_cli.space import Arch
 
     if bool(model_ids) == all_models:
         raise UsageError("give gallery ids to pull, or --all (not both)")
     targets = list(entries()) if all_models else [find(ref) for ref in model_ids]
-    pulled = [run_pull(entry, repo, revision, on_note=note) for entry in targets]
-    if json_out:
-        print_json([describe(p) for p in pulled])
+    result = run_pull(targets, repo, revision, dry_run=dry_run, on_note=note)
+    if dry_run:
+        _print_plan(result, json_out)
         return
-    for p in pulled:
-        tokenizer = (
-            "the repository's tokenizer"
-            if p.tokenizer == "repository"
-            else "lts's GPT-2 tokenizer (none in the repository)"
-        )
-        out.print(f"{p.id}: {p.repo}@{p.revision[:12]} ({p.weights}, {tokenizer})", highlight=False, soft_wrap=True)
+    if json_out:
+        print_json([describe(p) for p in result.pulled])
+        return
+    for p in result.pulled:
+        fields = Arch(**p.arch).hf_fields() if p.arch else {}
+        arch = ", ".join(f"{k} {v}" for k, v in fields.items() if k not in ("vocab_size", "n_positions"))
+        out.print(f"{p.id}: {p.repo}@{p.revision[:12]} ({p.weights}; {arch})", highlight=False, soft_wrap=True)
         out.print(f"  {p.path}", highlight=False, soft_wrap=True)
-    if len(pulled) == 1:
-        note(f'try `lts generate {pulled[0].id} "ROMEO:"` or `lts export {pulled[0].id} --quantize int8`')
+        out.print(f"  tokenizer: {p.tokenizer}", highlight=False, soft_wrap=True)
+    if len(result.pulled) == 1:
+        first = result.pulled[0].id
+        note(f'try `lts generate {first} "ROMEO:"` or `lts export {first} --quantize int8`')
+
+
+def _print_plan(result: Any, json_out: bool) -> None:
+    files = [{"path": f.path, "size_bytes": f.size, "cached": f.cached} for f in result.planned]
+    if json_out:
+        print_json(
+            {"files": files, "download_bytes": result.download_bytes, "free_bytes": result.free_bytes,
+             "cache": result.cache}
+        )  # fmt: skip
+        return
+    if not result.planned:
+        note("everything asked for is in the Hugging Face cache already: nothing to download")
+        return
+    for f in result.planned:  # megabytes as the Hub shows them (10^6 bytes)
+        size = f"{f.size / 1e6:,.1f} MB" if f.size is not None else "size unknown"
+        out.print(f"{f.path}  {size}{'  (cached)' if f.cached else ''}", highlight=False, soft_wrap=True)
+    total = f"{result.download_bytes / 1e6:,.1f} MB" if result.download_bytes is not None else "an unknown size"
+    note(f"would download {total} into {result.cache} ({result.free_bytes / 1e9:,.1f} GB free)")
 
 
 @app.command("show")
 def show(
     model_id: str = typer.Argument(
-        ..., metavar="ID", help="Gallery id or unique prefix.", autocompletion=complete.archs
+        ..., metavar="ID", help="Gallery id (gpt2_ and 4 hex digits are enough).", autocompletion=complete.archs
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the entry as JSON."),
 ) -> None:

@@ -20,7 +20,8 @@ def generate(
     model_id: str = typer.Argument(
         ...,
         metavar="MODEL",
-        help="Workspace model id (unique prefix), model or export folder, or Hub id such as gpt2.",
+        help="Workspace model, model or export folder, gallery id (gpt2_ + 4 hex digits is enough), "
+        "or Hub id such as gpt2.",
         autocompletion=complete.models,
     ),
     prompt: str = typer.Argument("", help="The text to continue (empty: start a new document)."),
@@ -54,6 +55,9 @@ def generate(
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Use random weights for an untrained architecture."
     ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="A Hub model's branch, tag or commit.", show_default="main"
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print prompt, texts and timing as JSON instead of streaming."),
 ) -> None:
     """Generate text with the KV cache (transformers' generate, or ONNX Runtime); sampling by default."""
@@ -61,6 +65,7 @@ def generate(
     from lts_cli.generation import generate as run_generate
     from lts_cli.generation import generate_onnx, onnx_folder
     from lts_cli.modeling import load
+    from lts_cli.tokenizer import OWN
 
     cfg = load_config(
         GenerateConfig,
@@ -81,15 +86,22 @@ def generate(
 
     if backend is Backend.onnx:
         folder = onnx_folder(
-            model_id, allow_untrained, on_export=lambda path: note(f"exporting to {path} (once)"), on_note=note
+            model_id,
+            allow_untrained,
+            on_export=lambda path: note(f"exporting to {path} (once)"),
+            on_note=note,
+            prompt=prompt,
+            revision=revision,
         )
         label = str(folder)
         result = generate_onnx(folder, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     else:
-        loaded = load(model_id, allow_untrained=allow_untrained, on_note=note)
-        label = loaded.label
+        loaded = load(model_id, allow_untrained=allow_untrained, on_note=note, revision=revision)
+        label = loaded.describe()
         if loaded.source == "untrained":
             note(f"{loaded.label}: the text below is noise from an untrained model")
+        elif loaded.tokenizer_how != OWN:
+            note(f"tokenizer: {loaded.tokenizer_how}")
         result = run_generate(loaded, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
     if json_out:
         print_json(result)

@@ -22,7 +22,9 @@ class Source(StrEnum):
     folder = "folder"
 
 
-MODEL_ID = typer.Argument(..., metavar="ID", help="Model id (unique prefix).", autocompletion=complete.models)
+MODEL_ID = typer.Argument(
+    ..., metavar="ID", help="Model name or id (gpt2_ and 4 hex digits are enough).", autocompletion=complete.models
+)
 SOURCE = typer.Option(None, "--source", case_sensitive=False, help="When two models share an id.", show_default="any")
 
 SOURCE_LABELS = {
@@ -74,11 +76,15 @@ def show(
     table.add_row("path", m.path)
     table.add_row("size on disk", fmt_bytes(m.size_bytes))
     if m.arch:
-        table.add_row("architecture", ", ".join(f"{k} {v}" for k, v in m.arch.items() if k != "arch_type"))
+        table.add_row("architecture", ", ".join(f"{k} {v}" for k, v in m.arch.items()))
+        table.add_row("config.json", ", ".join(f"{k} {v}" for k, v in (m.config or {}).items()))
+    if m.non_embedding_params is not None:
+        table.add_row("non-embedding params", f"{m.non_embedding_params:,}")
     if m.val_perplexity is not None:
         table.add_row("validation perplexity", f"{m.val_perplexity:,.2f}")
     for key, item in m.detail.items():
-        table.add_row(key, str(item))
+        if item is not None:
+            table.add_row(key.replace("_", " "), fmt_bytes(item) if key.endswith("_bytes") else str(item))
     for export in m.exports:
         table.add_row("export", export)
     out.print(table)

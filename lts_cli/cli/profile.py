@@ -42,7 +42,8 @@ def profile(
     ref: Optional[str] = typer.Argument(
         None,
         metavar="[ID|FILE|EXPORT]",
-        help="Gallery id, workspace archid (a unique prefix is enough), arch .json/.yaml, or `lts export` folder.",
+        help="Gallery id, workspace model or archid (gpt2_ + 4 hex digits is enough), arch .json/.yaml, "
+        "model or `lts export` folder, or Hub id such as gpt2.",
         autocompletion=complete.archs,
     ),
     arch_spec: Optional[str] = typer.Option(
@@ -100,6 +101,9 @@ def profile(
     predict: bool = typer.Option(
         False, "--predict", help="Predict the latencies with this machine's latency model instead of measuring."
     ),
+    revision: Optional[str] = typer.Option(
+        None, "--revision", help="A Hub model's branch, tag or commit.", show_default="main"
+    ),
     executor: ExecutorChoice = _EXECUTOR["executor"],
     ray_address: Optional[str] = _EXECUTOR["ray_address"],
     ray_target: Optional[str] = _EXECUTOR["target"],
@@ -111,7 +115,8 @@ def profile(
     from lts_cli.config import load_config
     from lts_cli.evaluation import Evaluation, profile_objectives
     from lts_cli.evaluation import profile as run_profile
-    from lts_cli.gallery import Resolved, entry_for, resolve
+    from lts_cli.gallery import Resolved, entry_for
+    from lts_cli.references import architecture
     from lts_cli.runtime import is_export
     from lts_cli.space import parse_arch_spec
     from lts_cli.store import open_store
@@ -151,7 +156,9 @@ def profile(
     else:
         assert ref is not None
         with open_store() as store:
-            target = resolve(ref, store)
+            target = architecture(ref, store, revision=revision)
+        for message in target.notes:
+            note(message)
 
     requested = registry.parse(objectives) if objectives is not None else None
     chosen, left_out = profile_objectives(target.arch, settings, requested)

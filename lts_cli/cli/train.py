@@ -23,7 +23,7 @@ def train(
     ref: str = typer.Argument(
         ...,
         metavar="ID|FILE",
-        help="Gallery id, search result or workspace archid (unique prefix), or an arch file.",
+        help="Gallery id, workspace model or archid (gpt2_ and 4 hex digits are enough), arch file, or Hub id.",
         autocompletion=complete.archs,
     ),
     config: Optional[Path] = typer.Option(
@@ -57,7 +57,7 @@ def train(
 ) -> None:
     """Train a GPT-2 of the given architecture; re-running the same command after an interruption resumes it."""
     from lts_cli.config import load_config
-    from lts_cli.gallery import resolve
+    from lts_cli.references import architecture
     from lts_cli.store import open_store
     from lts_cli.training import is_main_process, select_corpus
     from lts_cli.training import train as run_training
@@ -79,7 +79,7 @@ def train(
     if name is not None:
         check_name(name)
     with open_store() as store:
-        target = resolve(ref, store)
+        target = architecture(ref, store)
         store.put_arch(target.arch, "train")
     corpus = select_corpus(data, dataset, text_field)
     if not is_main_process():  # under torchrun, process 0 alone reports
