@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate bench-predictor bench-proxy bench-ray clean
+.PHONY: install test test-fast lint bench bench-profile bench-search bench-generate bench-predictor bench-proxy bench-ray bench-published clean
 
 install: $(STAMP)
 
@@ -46,6 +46,9 @@ bench-proxy: install
 
 bench-ray: install
 	$(BIN)/python benchmarks/bench_ray.py
+
+bench-published: install
+	$(BIN)/python benchmarks/bench_published.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
