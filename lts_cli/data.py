@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lts_cli import workspace
+from lts_cli import folders, workspace
 from lts_cli.errors import LtsError, first_line
 from lts_cli.space import GPT2_EOS_ID
 from lts_cli.tokenizer import shipped as tokenizer
@@ -196,14 +196,15 @@ def tokenize(corpus: Corpus) -> dict[str, np.ndarray]:
     tok = tokenizer()
     tok_id = hashlib.sha1(json.dumps(tok.get_vocab(), sort_keys=True).encode()).hexdigest()[:16]
     key = hashlib.sha1(f"{TOKEN_CACHE_VERSION}|{corpus.key}|{tok_id}".encode()).hexdigest()[:20]
-    folder = workspace.ensure_home() / "tokens" / key
-    if not (folder / "meta.json").is_file():
+    folder = workspace.ensure_home() / workspace.TOKENS / key
+    if not (folder / workspace.TOKENS_MARKER).is_file():
         arrays = _split_tokens({s: _encode(docs, tok) for s, docs in corpus.splits.items()})
         for split, ids in arrays.items():
             workspace.atomic_write_bytes(folder / f"{split}.bin", ids.astype(np.uint16).tobytes())
         meta = {"corpus": corpus.name, "key": corpus.key, "tokens": {s: int(a.size) for s, a in arrays.items()}}
-        workspace.atomic_write_json(folder / "meta.json", meta)  # last: marks the cache complete
-    sizes = json.loads((folder / "meta.json").read_text())["tokens"]
+        workspace.atomic_write_json(folder / workspace.TOKENS_MARKER, meta)  # last: marks the cache complete
+        folders.write_manifest(folder, [*(f"{split}.bin" for split in arrays), workspace.TOKENS_MARKER])
+    sizes = json.loads((folder / workspace.TOKENS_MARKER).read_text())["tokens"]
     return {
         s: np.memmap(folder / f"{s}.bin", dtype=np.uint16, mode="r", shape=(sizes[s],))
         if sizes[s]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lts_cli import __version__, workspace
+from lts_cli import __version__, folders, workspace
 from lts_cli.errors import LtsError, NotGpt2, UsageError
 from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, generation_defaults, load, save_tokenizer, write_card
 from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
@@ -77,7 +77,7 @@ def export(
     if quantize is not None and quantize not in QUANTIZE_MODES:
         raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}")
     if output is not None:
-        workspace.check_replaceable(output, INFO_FILE, "an lts export", force)
+        folders.check_replaceable(output, INFO_FILE, "an lts export", force)
     emit("loading the model")
     if isinstance(source, str):
         architecture(source, revision=revision)  # a model that is not a GPT-2 is refused before its weights load
@@ -88,13 +88,13 @@ def export(
     _check_supported(config, loaded.label)
     arch = arch_from_gpt2_config(config)
     target = output or default_output(loaded, past, quantize, optimize)
-    workspace.check_replaceable(target, INFO_FILE, "an lts export", force)
+    folders.check_replaceable(target, INFO_FILE, "an lts export", force)
 
     emit("writing the ONNX graph")
     weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
     graph = "causal-lm-with-past" if past else "causal-lm"
     built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
-    with workspace.staged_folder(target, INFO_FILE) as tmp:
+    with folders.staged_folder(target, INFO_FILE, on_note) as tmp:
         (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
         del built, weights
         fusions = _optimize(tmp / EXPORT_FILE) if optimize else None

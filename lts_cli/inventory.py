@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lts_cli import pretrained, workspace
+from lts_cli import folders, pretrained, workspace
 from lts_cli.errors import LtsError, NotFound, UsageError
 from lts_cli.space import Arch, unique
 
@@ -163,33 +163,66 @@ def find_model(ref: str, source: str | None = None) -> ModelEntry:
     return matches[0]
 
 
-def removal_plan(entry: ModelEntry, hub_cache: bool = False) -> list[Path]:
+@dataclass
+class ModelRemoval:
+    """What `lts models rm` deletes: the folders lts made (each with its plan: files, and the files in
+    it lts did not write, which stay), and single files (a pulled model's record, Hub cache files)."""
+
+    entry: ModelEntry
+    folders: list[folders.Removal]
+    files: list[Path]
+
+    def size_bytes(self) -> int:
+        single = sum(p.lstat().st_size for p in self.files if p.exists() and not p.is_dir())
+        return single + sum(plan.size_bytes() for plan in self.folders)
+
+    def kept(self) -> list[Path]:
+        return [path for plan in self.folders for path in plan.kept]
+
+    def lines(self) -> list[str]:
+        """One line per folder or file removed, with counts and sizes, then the files kept."""
+        out = []
+        for plan in self.folders:
+            out.append(f"{plan.folder}: {len(plan.files)} file(s), {_mib(plan.size_bytes())}")
+            out += [f"  with the export {nested}" for nested in plan.nested]
+        for path in self.files:
+            out.append(f"{path}" + (f" ({_mib(path.lstat().st_size)})" if path.exists() and not path.is_dir() else ""))
+        out += [f"keeps {path} (not written by lts)" for path in self.kept()]
+        return out
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def removal_plan(entry: ModelEntry, hub_cache: bool = False) -> ModelRemoval:
     """What `remove_model` deletes for `entry`; an error if lts did not make it."""
     if entry.source == "folder":
         marker = workspace.TRAINED_MARKER
         raise LtsError(f"{entry.path} was not made by lts (no {marker}); nothing was touched; remove it yourself")
     if entry.source in ("trained", "training"):
-        return [Path(entry.path)]
+        return ModelRemoval(entry, [folders.removal_plan(Path(entry.path))], [])
     pulled = pretrained.registered(entry.id)
     assert pulled is not None
-    plan = [workspace.pulled_record(entry.id), *map(Path, entry.exports)]
-    if hub_cache:
-        plan += _hub_cache_files(pulled)
-    return plan
+    exports = [folders.removal_plan(Path(p)) for p in entry.exports]
+    return ModelRemoval(
+        entry, exports, [workspace.pulled_record(entry.id), *(_hub_cache_files(pulled) if hub_cache else [])]
+    )
 
 
-def remove_model(entry: ModelEntry, hub_cache: bool = False) -> list[str]:
-    """Delete what lts made for `entry` (the Hub cache's files only with `hub_cache`); what was removed."""
-    plan = removal_plan(entry, hub_cache)
-    for path in plan:
+def remove_model(plan: ModelRemoval, on_note: folders.OnNote | None = None) -> list[str]:
+    """Delete what `plan` lists (files a user added to lts's folders stay, and are named); what was removed."""
+    for removal in plan.folders:
+        folders.remove(removal, on_note)
+    for path in plan.files:
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            folders.remove(folders.Removal(path), on_note)  # the Hub subfolder, emptied above
         elif path.exists() or path.is_symlink():
             path.unlink()
-    exports_root = workspace.home() / "exports" / entry.id
-    if entry.source == "pulled" and exports_root.is_dir() and not any(exports_root.iterdir()):
+    exports_root = workspace.home() / workspace.EXPORTS / plan.entry.id
+    if plan.entry.source == "pulled" and exports_root.is_dir() and not any(exports_root.iterdir()):
         exports_root.rmdir()
-    return [str(p) for p in plan]
+    return [str(r.folder) for r in plan.folders] + [str(p) for p in plan.files]
 
 
 def _hub_cache_files(pulled: pretrained.Pulled) -> list[Path]:
@@ -204,12 +237,12 @@ def _hub_cache_files(pulled: pretrained.Pulled) -> list[Path]:
     return links + sorted(blobs - used_elsewhere) + [pulled.folder()]
 
 
-def remove_run(name: str) -> str:
-    """Delete a search run's folder (it holds its config.yaml: lts made it)."""
+def remove_run(name: str, on_note: folders.OnNote | None = None) -> str:
+    """Delete what lts wrote in a search run's folder (files a user added stay, and are named)."""
     from lts_cli.runs import RunFolder
 
     run = RunFolder.open(name)
-    shutil.rmtree(run.path)
+    folders.remove_folder(run.path, on_note)
     return str(run.path)
 
 
@@ -244,12 +277,15 @@ def report() -> dict[str, Any]:
     }
 
 
-def prune() -> list[str]:
+def prune(on_note: folders.OnNote | None = None) -> list[str]:
     """Remove token caches no unfinished training needs, exports whose model is gone, and stale
-    leftovers of interrupted writes; what was removed."""
+    leftovers of interrupted writes (files a user added to them stay, and are named); what was removed."""
     removed = report()["prunable"]
     for path in map(Path, removed):
-        shutil.rmtree(path, ignore_errors=True)
+        if ".tmp-" in path.name:
+            shutil.rmtree(path, ignore_errors=True)  # a staging folder: lts made it and everything in it
+        else:
+            folders.remove_folder(path, on_note)
     return removed
 
 

@@ -17,13 +17,12 @@ import json
 import math
 import os
 import random
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lts_cli import workspace
+from lts_cli import folders, workspace
 from lts_cli.config import SearchConfig, TrainConfig, as_plain
 from lts_cli.data import Corpus
 from lts_cli.errors import LtsError, UsageError
@@ -159,7 +158,7 @@ def train_one(
         "train_seconds": m["train_seconds_this_session"],
     }
     workspace.atomic_write_json(_results_dir() / f"{key}.json", record)
-    shutil.rmtree(result.path, ignore_errors=True)  # the weights: made here, not needed for the report
+    folders.remove_folder(result.path)  # the weights: made here, not needed for the report
     return record
 
 

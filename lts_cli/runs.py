@@ -16,14 +16,13 @@ import csv
 import errno
 import io
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lts_cli import folders, workspace
 from lts_cli import objectives as registry
-from lts_cli import workspace
 from lts_cli.config import SearchConfig, as_plain, from_file
 from lts_cli.errors import LtsError, UsageError
 from lts_cli.search import Candidate, Record, Search, SearchState
@@ -62,7 +61,7 @@ class RunFolder:
 
         path = _new_run_path(name)
         try:
-            with workspace.staged_folder(path) as tmp:
+            with folders.staged_folder(path) as tmp:
                 (tmp / "config.yaml").write_text(yaml.safe_dump(as_plain(config), sort_keys=False), encoding="utf-8")
                 (tmp / "state.json").write_text(json.dumps(state.to_dict()), encoding="utf-8")
         except OSError as exc:
@@ -113,6 +112,7 @@ class RunFolder:
         target = self.path / name
         try:
             workspace.atomic_write_bytes(target, data)
+            folders.record_written(self.path, name)
         except OSError as exc:
             hint = "free some space, then " if exc.errno == errno.ENOSPC else ""
             raise LtsError(
@@ -136,9 +136,9 @@ class RunFolder:
             self._write(
                 f"pareto/{record.archid}.json", (json.dumps(Arch(**record.arch).to_config(), indent=2) + "\n").encode()
             )
-        evaluated = {r.archid for r in state.records}
+        written = set(folders.read_manifest(self.path) or ())
         for stale in pareto_dir.glob("*.json"):
-            if stale.stem in evaluated and stale.stem not in front_ids:  # written here earlier; nothing else
+            if f"pareto/{stale.name}" in written and stale.stem not in front_ids:  # written here earlier; nothing else
                 stale.unlink()
         self._write("summary.json", json.dumps(summary(self.name, search, state), indent=2).encode())
         if plots:
@@ -457,5 +457,5 @@ def execute(
             return search, search.run(state, handle)
         except Exception:
             if not state.records:
-                shutil.rmtree(run.path, ignore_errors=True)  # made by this call, holds nothing measured
+                folders.remove_folder(run.path)  # made by this call, holds nothing measured
             raise

@@ -29,7 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from lts_cli import workspace
+from lts_cli import folders, workspace
 from lts_cli.config import TrainConfig, as_plain
 from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, files_corpus, hub_corpus, tokenize
 from lts_cli.errors import LtsError
@@ -89,7 +89,7 @@ def train(
     _check(arch, config)
     models = models_root or workspace.models_dir()
     final, work = models / model_id, models / f".{model_id}.training"
-    workspace.check_replaceable(final, METRICS_FILE, "a model trained by lts", force=True)
+    folders.check_replaceable(final, METRICS_FILE, "a model trained by lts", force=True)
     if final.exists() and not restart and not work.exists():
         raise LtsError(
             f"{model_id} is trained already ({final}); --restart trains it again "
@@ -98,7 +98,7 @@ def train(
     if work.exists() and not (work / SIGNATURE_FILE).is_file():
         raise LtsError(f"{work} is not an lts training folder (no {SIGNATURE_FILE}); nothing was touched; move it away")
     if restart and work.exists() and rank == 0:
-        shutil.rmtree(work)
+        folders.remove_folder(work, lambda text: emit("note", {"message": text}))
 
     tokens = tokenize(corpus)
     emit("tokens", {"corpus": corpus.name, **{s: int(a.size) for s, a in tokens.items()}})
@@ -197,7 +197,7 @@ def train(
         "corpus_tokens": {s: int(a.size) for s, a in tokens.items()},
     }
     if rank == 0:
-        _publish(trainer.model, arch, config, metrics, final, work)
+        _publish(trainer.model, arch, config, metrics, final, work, lambda text: emit("note", {"message": text}))
     emit("done", {"path": str(final), **metrics})
     return TrainResult(model_id, final, metrics)
 
@@ -287,7 +287,15 @@ def _ppl(loss: float | None) -> float | None:
     return math.exp(min(loss, 50.0)) if loss is not None else None
 
 
-def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any], final: Path, work: Path) -> None:
+def _publish(
+    model: Any,
+    arch: Arch,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+    final: Path,
+    work: Path,
+    on_note: Callable[[str], None],
+) -> None:
     """Write the model folder beside its final place, then rename it there (never half a model). The
     folder follows the Hub's conventions: a model card, lts's sampling defaults in
     generation_config.json, and a tokenizer that knows the model's context."""
@@ -295,7 +303,7 @@ def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any
 
     from lts_cli.tokenizer import shipped as tokenizer
 
-    with workspace.staged_folder(final, METRICS_FILE) as tmp:
+    with folders.staged_folder(final, METRICS_FILE, on_note) as tmp:
         model.generation_config = generation_defaults(GPT2_EOS_ID, arch.n_positions)
         model.save_pretrained(tmp)
         save_tokenizer(tokenizer(), tmp, arch.n_positions)
@@ -303,7 +311,7 @@ def _publish(model: Any, arch: Arch, config: TrainConfig, metrics: dict[str, Any
         workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
         _card(tmp, final.name, arch, config, metrics)
         workspace.atomic_write_json(tmp / METRICS_FILE, metrics)
-    shutil.rmtree(work, ignore_errors=True)
+    folders.remove_folder(work, on_note)
 
 
 def _card(folder: Path, model_id: str, arch: Arch, config: TrainConfig, metrics: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The workspace root (`$LTS_HOME`, else the platform's user data folder) and atomic file writes."""
+"""The workspace: its root (`$LTS_HOME`, else the platform's user data folder), the names of its
+folders and marker files, and atomic file writes."""
 
 from __future__ import annotations
 
@@ -6,11 +7,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,8 @@ ARCH_FILE = "arch.json"  # the architecture that made a model or export folder
 TRAINED_MARKER = "metrics.json"  # a model trained here (written last)
 TRAINING_MARKER = "train.json"  # an unfinished training's work folder
 EXPORT_MARKER = "export.json"  # an `lts export` folder
+RUN_MARKER = "config.yaml"  # a search run (the effective config, written first)
+TOKENS_MARKER = "meta.json"  # a complete token cache (written last)
 
 
 def home() -> Path:
@@ -94,7 +93,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -106,60 +105,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def check_replaceable(target: Path, marker: str | None, what: str, force: bool = False) -> None:
-    """Refuse, before any work, to write `what` to `target` unless it is new, an empty folder, or
-    (with `force`) an earlier `what` that lts made, recognised by its `marker` file. lts never
-    deletes a folder it cannot prove it created."""
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise LtsError(f"{target} is a file; choose another output folder")
-    if not any(target.iterdir()):
-        return
-    if marker is None or not (target / marker).is_file():
-        raise LtsError(
-            f"{target} exists and is not {what} (it has no {marker or 'lts marker'}); nothing was touched; "
-            "choose another output folder, or move it away"
-        )
-    if not force:
-        raise LtsError(f"{target} holds {what} already; add --force to replace it, or choose another output folder")
-
-
-@contextmanager
-def staged_folder(target: Path, marker: str | None = None) -> Iterator[Path]:
-    """A temporary folder beside `target` to fill; when the block succeeds it replaces `target` in one
-    rename (so nothing half-written ever looks complete), when it fails it is removed. An existing
-    `target` is replaced only if it is an empty folder or holds `marker` (an earlier folder lts made)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        yield tmp
-        usual_permissions(tmp)
-        old = None
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        elif target.exists():
-            if marker is None or not (target / marker).is_file():
-                raise LtsError(f"{target} appeared while lts was writing it and is not lts's; nothing was touched")
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{int(time.time())}"
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def usual_permissions(folder: Path) -> None:
-    """mkdtemp/mkstemp make private 0700/0600 entries; give a finished folder the umask's permissions."""
-    mask = _umask()
-    folder.chmod(0o777 & ~mask)
-    for entry in folder.rglob("*"):
-        entry.chmod((0o777 if entry.is_dir() else 0o666) & ~mask)
-
-
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -59,9 +59,10 @@ def test_export_force_never_deletes_a_folder_lts_did_not_make(run_cli, tiny_mode
     assert run_cli("export", str(tiny_model), "-o", str(empty)).exit_code == 0
     assert (empty / "export.json").is_file()
     assert_user_error(run_cli("export", str(tiny_model), "-o", str(empty)), "holds an lts export already", "--force")
-    (empty / "stale.txt").write_text("from the earlier export's folder")
-    assert run_cli("export", str(tiny_model), "-o", str(empty), "--force").exit_code == 0
-    assert not (empty / "stale.txt").exists() and (empty / "export.json").is_file()
+    (empty / "stale.txt").write_text("a file lts did not write")
+    replaced = run_cli("export", str(tiny_model), "-o", str(empty), "--force")
+    assert replaced.exit_code == 0 and "kept stale.txt" in replaced.stderr  # issue 18: kept, and said
+    assert (empty / "stale.txt").exists() and (empty / "export.json").is_file()
 
 
 def test_training_never_replaces_or_clears_a_folder_lts_did_not_make(run_cli, lts_home: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
     0: {"errors", "space", "pareto", "config", "search", "objectives", "machine", "screening", "rankstats"},
-    1: {"workspace", "store", "gallery"},
+    1: {"workspace", "folders", "store", "gallery"},
     2: {
         "gpt2_onnx",
         "measuring",
@@ -33,7 +33,7 @@ LAYERS = {
     4: {"runs", "plots", "inventory", "proxy"},
     5: {"cli", "__main__", "__init__"},
 }
-PURE = sorted(LAYERS[0] | {"workspace", "store", "gallery"})
+PURE = sorted(LAYERS[0] | LAYERS[1])
 HEAVY = ("torch", "transformers", "onnx", "onnxruntime")
 
 

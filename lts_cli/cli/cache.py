@@ -49,7 +49,7 @@ def prune(
             print_json({"removed": []})
         return
     confirm(f"remove {len(prunable)} cached item(s)", yes)
-    removed = run_prune()
+    removed = run_prune(on_note=note)
     if json_out:
         print_json({"removed": removed})
         return

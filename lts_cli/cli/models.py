@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich import box
@@ -105,17 +105,13 @@ def remove(
 
     m = find_model(model_id, value(source))
     plan = removal_plan(m, hub_cache)
-    confirm(f"remove {m.id} ({SOURCE_LABELS[m.source]}): {len(plan)} path(s), {fmt_bytes(_planned_size(plan))}", yes)
-    removed = remove_model(m, hub_cache)
+    for line in plan.lines():
+        note(line)
+    confirm(f"remove {m.id} ({SOURCE_LABELS[m.source]}), {fmt_bytes(plan.size_bytes())}", yes)
+    removed = remove_model(plan, on_note=note)
     if json_out:
-        print_json({"removed": removed})
+        print_json({"removed": removed, "kept": [str(p) for p in plan.kept()]})
         return
     note(f"removed {m.id}: " + ", ".join(removed))
     if m.source == "pulled" and not hub_cache:
         note("its files stay in the Hugging Face cache (shared with other tools); --hub-cache removes them too")
-
-
-def _planned_size(plan: Any) -> int:
-    from lts_cli.inventory import size
-
-    return sum(size(p) for p in plan if p.exists() and not p.is_symlink())

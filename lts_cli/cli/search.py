@@ -367,4 +367,4 @@ def remove(
     from lts_cli.runs import RunFolder
 
     confirm(f"remove the search run {run_name} ({RunFolder.open(run_name).path})", yes)
-    note(f"removed {remove_run(run_name)}")
+    note(f"removed {remove_run(run_name, on_note=note)}")

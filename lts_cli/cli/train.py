@@ -148,5 +148,7 @@ class _TrainProgress:
             log(f"{data['checkpoint']} is incomplete ({data['problem']}); {start}", highlight=False, soft_wrap=True)
         elif kind == "saved":
             self.saved = data["step"]
+        elif kind == "note":
+            log(data["message"], highlight=False, markup=False, soft_wrap=True)
         elif kind == "final-eval":
             self.live.update(self.task, description="final evaluation (validation and test)")
