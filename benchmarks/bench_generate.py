@@ -45,11 +45,10 @@ def ensure_trained(threads: int) -> None:
 
     if (workspace.models_dir() / A9E3).is_dir():
         return
-    from lts_cli.config import TrainConfig
-    from lts_cli.data import embedded_corpus
+    from lts_cli.corpus import embedded_corpus
     from lts_cli.gallery import find
     from lts_cli.references import architecture as resolve
-    from lts_cli.training import train
+    from lts_cli.training import TrainConfig, train
 
     print(f"training {A9E3[:13]} for 200 steps (seq 256, batch 8) on the embedded corpus ...", flush=True)
     config = TrainConfig(max_steps=200, batch_size=8, seq_len=256, eval_every=1000, save_every=1000, threads=threads)
@@ -58,7 +57,7 @@ def ensure_trained(threads: int) -> None:
 
 
 def prompt_text(tokenizer: Any) -> str:
-    from lts_cli.data import embedded_corpus
+    from lts_cli.corpus import embedded_corpus
 
     ids = tokenizer(embedded_corpus().splits["test"][0][2000:4000], add_special_tokens=False)["input_ids"]
     return tokenizer.decode(ids[:PROMPT_TOKENS])
@@ -67,8 +66,8 @@ def prompt_text(tokenizer: Any) -> str:
 def torch_run(loaded: Any, prompt: str) -> dict[str, float]:
     import torch
 
-    from lts_cli.config import GenerateConfig
     from lts_cli.generation import generate
+    from lts_cli.sampling import GenerateConfig
 
     config = GenerateConfig(max_new_tokens=NEW_TOKENS, greedy=True, stop_at_eos=False)
     ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -86,8 +85,8 @@ def torch_run(loaded: Any, prompt: str) -> dict[str, float]:
 
 
 def onnx_run(folder: Path, prompt: str, threads: int) -> dict[str, float]:
-    from lts_cli.config import GenerateConfig
     from lts_cli.generation import generate_onnx
+    from lts_cli.sampling import GenerateConfig
 
     config = GenerateConfig(max_new_tokens=NEW_TOKENS, greedy=True, stop_at_eos=False)
     result = generate_onnx(folder, prompt, config, threads=threads)
@@ -109,7 +108,7 @@ def validation_perplexity(folder: Path | None, loaded: Any, past: bool = True) -
 
     import torch
 
-    from lts_cli.data import embedded_corpus, tokenize
+    from lts_cli.corpus import embedded_corpus, tokenize
     from lts_cli.exporting import _nll
     from lts_cli.runtime import empty_past, feeds, session
 

@@ -33,8 +33,9 @@ RESULTS = Path(__file__).parent / "results"
 def measure_sample(home: Path, count: int) -> list[tuple[Any, float]]:
     """Measure `count` random architectures with the search's default settings (cached in `home`)."""
     os.environ["LTS_HOME"] = str(home)
-    from lts_cli.config import SearchConfig
     from lts_cli.evaluation import Evaluator
+
+    from lts_cli.search import SearchConfig
     from lts_cli.store import open_store
 
     config = SearchConfig()
@@ -57,10 +58,10 @@ def measure_sample(home: Path, count: int) -> list[tuple[Any, float]]:
 
 
 def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
-    from lts_cli.config import SearchConfig
     from lts_cli.predictor import fit, held_out
+    from lts_cli.search import SearchConfig
 
-    settings = SearchConfig().measure.prefill_key()
+    settings = SearchConfig().measure.key("prefill")
     half = len(rows) // 2
     main = held_out(rows, "prefill", settings, train=half, seed=0)
     print(

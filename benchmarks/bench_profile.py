@@ -49,10 +49,10 @@ def torch_vs_emitted(model_id: str, rounds: int = 15) -> dict:
     import transformers
 
     from lts_cli import gpt2_onnx
-    from lts_cli.config import MeasureSettings
     from lts_cli.gallery import find
     from lts_cli.modeling import gpt2_config
     from lts_cli.runtime import session_options
+    from lts_cli.settings import MeasureSettings
 
     arch = find(model_id).arch
     model = transformers.GPT2LMHeadModel(gpt2_config(arch)).eval()

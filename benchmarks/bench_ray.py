@@ -61,15 +61,16 @@ def search_overheads(repeats: int) -> dict[str, Any]:
 
 
 def sample(archs: int) -> list[Any]:
-    from lts_cli.config import SearchConfig
+    from lts_cli.search import SearchConfig
 
     config = SearchConfig()
     return random.Random(5).sample(config.space.within(config.min_params, 2e7), archs)
 
 
 def local(chosen: list[Any]) -> dict[str, Any]:
-    from lts_cli.config import SearchConfig
     from lts_cli.evaluation import Evaluator
+
+    from lts_cli.search import SearchConfig
 
     evaluator = Evaluator(SearchConfig().measure)
     start = time.perf_counter()
@@ -82,8 +83,8 @@ def local(chosen: list[Any]) -> dict[str, Any]:
 def slots(count: int, chosen: list[Any]) -> dict[str, Any]:
     import ray
 
-    from lts_cli.config import SearchConfig
     from lts_cli.distributed import BENCH, RayExecutor
+    from lts_cli.search import SearchConfig
     from lts_cli.store import open_store
 
     config = SearchConfig()

@@ -1,4 +1,5 @@
-"""Typed config objects with defaults, loaded from YAML/JSON files and flags; unknown keys are errors."""
+"""Loading typed config objects (dataclasses with defaults, defined beside what they configure) from
+YAML/JSON files and flags: every key and type checked, unknown keys are errors that name the file."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from lts_cli import objectives as objectives_registry
-from lts_cli.errors import ConfigError, LtsError, UsageError, invalid
-from lts_cli.space import SearchSpace
+from lts_cli.errors import ConfigError, LtsError, invalid
 
 T = TypeVar("T")
 
@@ -103,19 +101,33 @@ def from_file(cls: type[T], path: Path, defaults: dict[str, Any] | None = None) 
         raise LtsError(f"{path}: {exc}") from exc
 
 
-def replace(obj: T, **changes: Any) -> T:
-    """`dataclasses.replace` that skips None (flags not given), type-checks what is set, and takes
-    dotted keys for nested sections (`measure.seq_len`)."""
+def updated(obj: T, **changes: Any) -> T:
+    """`dataclasses.replace` that skips None (a flag not given) and type-checks what is set; a nested
+    section takes a mapping of its own changes (`measure={"seq_len": 64}`). An invalid value raises
+    ConfigError naming the field (`measure.seq_len`), for the caller to name as the user gave it."""
     merged = as_plain(obj)
     for key, value in changes.items():
-        if value is None:
-            continue
-        *parents, leaf = key.split(".")
-        target = merged
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
+        if isinstance(value, Mapping):
+            merged[key].update({k: v for k, v in value.items() if v is not None})
+        elif value is not None:
+            merged[key] = value
     return from_mapping(type(obj), merged, "command line")
+
+
+def load(cls: type[T], path: Path | None = None, **changes: Any) -> T:
+    """Defaults < a YAML/JSON file (errors name the file and key) < `changes` (see `updated`)."""
+    return updated(from_file(cls, path) if path is not None else cls(), **changes)
+
+
+def given(changes: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """The dotted names of the fields `changes` sets (not None), as ConfigError names them."""
+    out = set()
+    for key, value in changes.items():
+        if isinstance(value, Mapping):
+            out |= given(value, f"{prefix}{key}.")
+        elif value is not None:
+            out.add(f"{prefix}{key}")
+    return out
 
 
 def flag_name(field: str) -> str:
@@ -200,239 +212,15 @@ def _sequence(value: Any, where: str) -> list[Any]:
     raise LtsError(f"{where} must be a list, got {value!r}")
 
 
-def _at_least(obj: Any, minimum: float, *names: str) -> None:
+def at_least(obj: Any, minimum: float, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if value < minimum:
             raise invalid(name, f"must be at least {minimum:g}", value)
 
 
-def _positive(obj: Any, *names: str) -> None:
+def positive(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
         if not value > 0:
             raise invalid(name, "must be greater than 0", value)
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How an architecture is measured; every field is part of the cache key.
-
-    Defaults are the published objective (archai's text-generation search): ONNX Runtime on the
-    CPU, batch 1, sequence 1024, no KV cache, next-token graph, 1 intra-op thread, graph
-    optimization level ALL, 2 warm-up runs, then 25 timed runs (archai: 5 repeats of 5).
-    Adaptive timing stops once the mean's 95% CI is within `target_ci`, after at least
-    `min_trials` runs (or all `trials`, when there are fewer).
-    """
-
-    graph: Literal["next-token", "logits"] = "next-token"
-    batch_size: int = 1
-    seq_len: int = 1024
-    threads: int = 1
-    opt_level: Literal["disable", "basic", "extended", "all"] = "all"
-    warmup: int = 2
-    trials: int = 25
-    adaptive: bool = False
-    min_trials: int = 5
-    target_ci: float = 0.03
-    provider: str = "CPUExecutionProvider"
-    decode_context: int = 512  # the decode_latency objective: tokens in the KV cache
-
-    def __post_init__(self) -> None:
-        _at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials", "decode_context")
-        _at_least(self, 0, "warmup")
-        if not 0 < self.target_ci < 1:
-            raise invalid("target_ci", "is a relative half-width between 0 and 1 (0.03 for 3%)", self.target_ci)
-
-    def prefill_key(self) -> dict[str, Any]:
-        """The settings a prefill measurement depends on (its cache key and record)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "decode_context"}
-
-    def decode_key(self) -> dict[str, Any]:
-        """The settings a decode measurement depends on (no prefill graph or sequence length)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("graph", "seq_len")}
-
-    @property
-    def fewest_trials(self) -> int:
-        """The runs adaptive timing takes before it may stop."""
-        return min(self.min_trials, self.trials)
-
-    def trials_note(self) -> str | None:
-        """What to tell the user when --trials overrides the adaptive minimum."""
-        if self.adaptive and self.trials < self.min_trials:
-            return (
-                f"--trials {self.trials} is below the adaptive minimum of {self.min_trials} runs: "
-                f"each architecture gets {self.trials} timed run(s)"
-            )
-        return None
-
-    def describe(self) -> str:
-        runs = (
-            f"{self.fewest_trials}-{self.trials} runs (adaptive, 95% CI <= {self.target_ci:.0%})"
-            if self.adaptive
-            else f"{self.trials} runs"
-        )
-        return (
-            f"{self.graph} graph, batch {self.batch_size}, seq {self.seq_len}, {self.threads} thread(s), "
-            f"opt {self.opt_level}, {self.warmup} warm-up + {runs}"
-        )
-
-
-def _search_measure() -> MeasureSettings:
-    # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
-    # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
-    return MeasureSettings(adaptive=True)
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """The Lightweight Transformer Search; defaults are the published ones (configs/search.yaml)."""
-
-    generations: int = 10
-    init_models: int = 10
-    mutations_per_parent: int = 1
-    crossovers: int = 5
-    random_mix: int = 5
-    max_unseen: int = 100
-    seed: int = 1
-    min_params: float = 1e6
-    max_params: float = 1e9
-    patience: int = 20
-    objectives: tuple[str, ...] = objectives_registry.DEFAULT
-    space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
-    measure: MeasureSettings = dataclasses.field(default_factory=_search_measure)
-    screen: bool = False  # propose more, predict latency, measure only what could reach the front
-    screen_factor: int = 10  # proposals per generation, as a multiple of a plain generation's
-    screen_measure: float = 0.2  # measure at most this share of what a plain generation would
-    screen_explore: float = 0.1  # also measure this share (of those chosen) at random, for exploration
-
-    def __post_init__(self) -> None:
-        _at_least(self, 1, "generations", "init_models", "max_unseen", "patience")
-        _at_least(self, 0, "mutations_per_parent", "crossovers", "random_mix", "min_params")
-        _positive(self, "max_params")
-        if self.generations > 1 and self.mutations_per_parent + self.crossovers + self.random_mix == 0:
-            raise ConfigError(
-                ["mutations_per_parent", "crossovers", "random_mix"],
-                "{0}, {1} and {2} are all 0: generations after the first would be empty",
-            )
-        if self.min_params > self.max_params:
-            raise ConfigError(
-                ["min_params", "max_params"],
-                f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
-            )
-        objectives_registry.check(self.objectives)
-        _at_least(self, 2, "screen_factor")
-        if not 0 <= self.screen_explore <= 1:
-            raise invalid("screen_explore", "must be between 0 and 1", self.screen_explore)
-        if not 0 < self.screen_measure <= 1:
-            raise invalid("screen_measure", "must be greater than 0 and at most 1", self.screen_measure)
-        unpredictable = [
-            o
-            for o in self.objectives
-            if objectives_registry.get(o).kind == "measured" and o not in objectives_registry.PREDICTABLE
-        ]
-        if self.screen and unpredictable:
-            raise ConfigError(
-                ["screen", "objectives"],
-                f"{{0}} predicts latencies only, and {{1}} has {', '.join(unpredictable)}: drop it, or screening",
-            )
-        if "decode_latency" in self.objectives and self.measure.decode_context >= self.space.n_positions:
-            raise ConfigError(
-                ["measure.decode_context", "space.n_positions"],
-                f"{{0}} ({self.measure.decode_context}) leaves no room for a new token within {{1}} "
-                f"({self.space.n_positions})",
-            )
-        if self.measure.seq_len > self.space.n_positions:
-            raise ConfigError(
-                ["measure.seq_len", "space.n_positions"],
-                f"{{0}} ({self.measure.seq_len}) exceeds {{1}} ({self.space.n_positions})",
-            )
-        if not self.space.feasible(self.min_params, self.max_params):
-            lo, hi = self.space.params_range()
-            raise ConfigError(
-                ["min_params", "max_params"],
-                f"no architecture of the search space has between {self.min_params:g} and {self.max_params:g} "
-                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); widen {{0}}/{{1}}",
-            )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training with the Hugging Face Trainer; defaults are the published ones (configs/train.yaml)."""
-
-    max_steps: int = 30000
-    batch_size: int = 64  # per device
-    gradient_accumulation_steps: int = 1
-    seq_len: int = 1024
-    lr: float = 6e-4
-    weight_decay: float = 0.1
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
-    warmup_steps: int = 150
-    max_grad_norm: float = 1.0
-    dropout: float = 0.1
-    eval_every: int = 500
-    eval_batches: int = 0  # batches of the validation and test splits evaluated; 0: all
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 42
-    threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
-
-    def __post_init__(self) -> None:
-        _at_least(self, 1, "max_steps", "batch_size", "gradient_accumulation_steps", "seq_len", "eval_every")
-        _at_least(self, 1, "save_every", "log_every", "keep_checkpoints")
-        _positive(self, "lr")
-        _at_least(self, 0, "weight_decay", "warmup_steps", "max_grad_norm", "eval_batches", "threads")
-        for name in ("adam_beta1", "adam_beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise invalid(name, "must be in [0, 1)", getattr(self, name))
-        if not 0 <= self.dropout < 1:
-            raise invalid("dropout", "must be in [0, 1)", self.dropout)
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """Published defaults: sampling with temperature 0.8 and top-p 0.95, 128 new tokens."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 0  # 0: off
-    greedy: bool = False
-    seed: int | None = None
-    num_return_sequences: int = 1
-    stop_at_eos: bool = True  # False: always generate max_new_tokens (benchmarks)
-
-    def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "num_return_sequences"):
-            if getattr(self, name) < 1:
-                raise invalid(name, "must be at least 1", getattr(self, name))
-        if not self.temperature > 0:
-            raise invalid(
-                "temperature", "must be greater than 0 (for the most likely token every time, use --greedy)",
-                self.temperature,
-            )  # fmt: skip
-        if not 0 < self.top_p <= 1:
-            raise invalid("top_p", "must be in (0, 1]", self.top_p)
-        if self.top_k < 0:
-            raise invalid("top_k", "must be 0 (off) or more", self.top_k)
-
-
-def load_config(cls: type[T], path: Path | None = None, **flags: Any) -> T:
-    """Defaults < a YAML/JSON file < the flags that were given (dotted keys such as
-    `measure.seq_len` reach nested sections). A value a flag made invalid is a usage error that
-    names the flag (`--seq-len`); one from the file names the file and the key."""
-    return override(from_file(cls, path) if path is not None else cls(), path, **flags)
-
-
-def override(settings: T, path: Path | None = None, **flags: Any) -> T:
-    """`settings` with the flags that were given (not None); an invalid value a flag set is a usage
-    error naming the flag, one from `path` (the file `settings` came from) names the key there."""
-    try:
-        return replace(settings, **flags)
-    except ConfigError as exc:
-        given = {key for key, value in flags.items() if value is not None}
-        names = [flag_name(f) if f in given else f"{f} (in {path})" if path else f for f in exc.fields]
-        raise UsageError(exc.named(names)) from exc

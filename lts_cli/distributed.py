@@ -6,11 +6,12 @@ Each measuring node advertises slots with Ray's own CLI:
     ray start --address HEAD:6379 --resources '{"lts_bench": 1, "lts_target_pi5": 1}'   # labelled
 
 A node with `lts_bench: 1` runs one measurement at a time, so measurements on a node never overlap
-and disturb each other. `RayExecutor` sends each uncached candidate of a generation as a Ray task
-needing one slot (Ray retries a task whose worker died once, `max_retries=1`; a candidate that
-fails twice is returned as `Failed` with the reason) and yields results as they finish. The task
-runs the same code as a local measurement (`Evaluator.measure`, no store); the driver caches the
-measurements in its workspace under the fingerprint of the machine that made them.
+and disturb each other. `RayCluster.measure` sends each architecture as a Ray task needing one slot
+(Ray retries a task whose worker died once, `max_retries=1`; an architecture that fails twice is
+returned as `Failed` with the reason) and yields results as they finish. The task runs the same code
+as a local measurement (`measuring.measure`); the measurement service (measurer.py) caches what
+comes back under the fingerprint of the machine that made it. This module is only what is Ray:
+connecting, probing nodes, slots and tasks.
 
 Before anything is sent, one probe per node checks that lts, ONNX Runtime and the graph version
 there equal the driver's, and reads the node's fingerprint: nodes of different hardware are
@@ -27,12 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lts_cli.config import MeasureSettings
 from lts_cli.errors import LtsError
-from lts_cli.evaluation import Evaluation, Evaluator, Kind, Measurement, combine, kinds_needed
-from lts_cli.search import Failed, Measured
+from lts_cli.measuring import Measurement
+from lts_cli.search import Failed
+from lts_cli.settings import Kind, MeasureSettings
 from lts_cli.space import Arch
-from lts_cli.store import Store
 
 BENCH = "lts_bench"
 TARGET = "lts_target_"
@@ -75,13 +75,16 @@ def measure(
     arch: dict[str, int], settings: MeasureSettings, kinds: list[Kind], expected: dict[str, str]
 ) -> dict[str, Any]:
     """On a measuring node: one architecture's measurements of `kinds` (the local code, no cache)."""
+    from lts_cli import measuring
+    from lts_cli.machine import fingerprint
+
     check_versions(versions(), expected, socket.gethostname())
-    evaluator = Evaluator(settings)
+    here = fingerprint()
     start = time.perf_counter()
-    made = [evaluator.measure(Arch(**arch), kind).to_dict() for kind in kinds]
+    made = [measuring.measure(Arch(**arch), settings, kind, here).to_dict() for kind in kinds]
     return {
         "host": socket.gethostname(),
-        "fingerprint": evaluator.fingerprint,
+        "fingerprint": here,
         "measurements": made,
         "seconds": time.perf_counter() - start,
     }
@@ -115,31 +118,29 @@ def _short(fp: dict[str, Any]) -> str:
     return f"{fp.get('cpu', '?')}, {fp.get('cores', '?')} cores, onnxruntime {fp.get('onnxruntime', '?')}"
 
 
-class RayExecutor:
-    """A search's executor on Ray: cached candidates answered from the workspace, the rest measured
-    on the cluster's `lts_bench` slots (optionally only those labelled `target`), as many at once as
-    there are slots."""
+@dataclass
+class Remote:
+    """What a node sent back for one architecture."""
+
+    host: str
+    seconds: float
+    measurements: list[Measurement]
+
+
+class RayCluster:
+    """The `lts_bench` slots of a Ray cluster (only those labelled `target` if given), checked before
+    anything is sent: the same versions everywhere, and one kind of hardware unless a target is named."""
 
     def __init__(
         self,
-        settings: MeasureSettings,
-        objectives: Sequence[str],
-        store: Store,
-        source: str,
-        use_cache: bool = True,
         address: str | None = None,
         target: str | None = None,
-        task: Task = measure,
         on_note: Callable[[str], None] | None = None,
+        task: Task = measure,
         runtime_env: dict[str, Any] | None = None,
     ) -> None:
-        """`task`: what runs on a node for one architecture; `runtime_env`: Ray's runtime
-        environment for it (environment variables, working directory, packages)."""
-        self.settings = settings
-        self.objectives = tuple(objectives)
-        self.kinds = kinds_needed(objectives)
-        self.store = store
-        self.source = source
+        """`task`: what runs on a node for one architecture; `runtime_env`: Ray's runtime environment
+        for it (environment variables, working directory, packages)."""
         self.target = target
         self.task = task
         self.runtime_env = runtime_env
@@ -159,7 +160,6 @@ class RayExecutor:
                 f"hardware do not belong in one front; label the nodes of one kind (`ray start ... --resources "
                 f'\'{{"{BENCH}": 1, "{TARGET}LABEL": 1}}\'`) and pass --target LABEL'
             )
-        self.evaluators = [Evaluator(settings, store, use_cache, fingerprint=fp) for fp in self.fingerprints]
         if on_note:
             hosts = ", ".join(sorted({n["host"] for n in self.nodes}))
             on_note(f"measuring on {how}: {self.slots} slot(s) on {len(self.nodes)} node(s) ({hosts})")
@@ -198,25 +198,16 @@ class RayExecutor:
             check_versions(answer["versions"], self.expected, answer["host"])
         return [{**a, "node": n["NodeID"], "slots": n["Resources"][BENCH]} for a, n in zip(answers, nodes, strict=True)]
 
-    def _cached(self, arch: Arch) -> Evaluation | None:
-        for evaluator in self.evaluators:
-            found = {kind: evaluator.cached(arch, kind) for kind in self.kinds}
-            if all(found.values()):
-                return combine(arch, self.objectives, found.get("prefill"), found.get("decode"))
-        return None
-
-    def map(self, archs: list[Arch], started: Callable[[int], None]) -> Iterator[tuple[int, Measured | Failed]]:
-        """The search's side: objective values as they finish."""
-        for i, result in self.evaluations(archs, started):
-            if isinstance(result, Failed):
-                yield i, result
-            else:
-                yield i, Measured(result.values, result.cached, result.timing_s, result.seconds)
-
-    def evaluations(
-        self, archs: list[Arch], started: Callable[[int], None]
-    ) -> Iterator[tuple[int, RemoteEvaluation | Failed]]:
-        """Each architecture's values and measurements, from the cache or the cluster, as they finish."""
+    def measure(
+        self,
+        archs: Sequence[Arch],
+        settings: MeasureSettings,
+        kinds: list[Kind],
+        started: Callable[[int], None],
+        indices: Sequence[int],
+    ) -> Iterator[tuple[int, Remote | Failed]]:
+        """Each architecture measured on a slot, yielded as it finishes (with `indices[i]` for archs[i]);
+        closing the iterator (an interrupt) cancels what is in flight."""
         import ray
         from ray.exceptions import RayError, RayTaskError
 
@@ -229,34 +220,29 @@ class RayExecutor:
         )
         in_flight: dict[Any, int] = {}
         try:
-            for i, arch in enumerate(archs):
-                started(i)
-                hit = self._cached(arch)
-                if hit is not None:
-                    self.store.put_arch(arch, self.source)
-                    yield i, RemoteEvaluation(hit.values, hit.prefill, hit.decode, "cache", 0.0)
-                else:
-                    in_flight[remote.remote(arch.to_dict(), self.settings, self.kinds, self.expected)] = i
+            for arch, index in zip(archs, indices, strict=True):
+                started(index)
+                in_flight[remote.remote(arch.to_dict(), settings, kinds, self.expected)] = index
             while in_flight:
                 done, _ = ray.wait(list(in_flight), num_returns=1)
-                i = in_flight.pop(done[0])
+                index = in_flight.pop(done[0])
                 try:
                     result = ray.get(done[0])
                 except RayTaskError as exc:
                     cause = exc.cause
                     if isinstance(cause, VersionMismatch):
                         raise LtsError(str(cause)) from exc
-                    yield i, Failed(f"{type(cause).__name__}: {cause}" if cause else str(exc).splitlines()[0])
+                    yield index, Failed(f"{type(cause).__name__}: {cause}" if cause else str(exc).splitlines()[0])
                     continue
                 except RayError as exc:  # the worker or its node died, twice
-                    yield i, Failed(f"{type(exc).__name__} (after a retry): {str(exc).splitlines()[0]}")
+                    yield index, Failed(f"{type(exc).__name__} (after a retry): {str(exc).splitlines()[0]}")
                     continue
-                yield i, self._receive(archs[i], result)
+                yield index, self._received(result)
         finally:
             for ref in in_flight:  # an interrupt: what is in flight is abandoned, and measured again on resume
                 ray.cancel(ref, force=True)
 
-    def _receive(self, arch: Arch, result: dict[str, Any]) -> RemoteEvaluation:
+    def _received(self, result: dict[str, Any]) -> Remote:
         fp = result["fingerprint"]
         if fp not in self.fingerprints:
             raise LtsError(
@@ -264,37 +250,5 @@ class RayExecutor:
                 f"with: latencies from different hardware do not belong in one front; label the nodes of one "
                 f"kind and pass --target LABEL"
             )
-        evaluator = self.evaluators[self.fingerprints.index(fp)]
-        made = {m["kind"]: Measurement.from_dict(m) for m in result["measurements"]}
-        for measurement in made.values():
-            evaluator.remember(arch, measurement)
-        self.store.put_arch(arch, self.source)
-        e = combine(arch, self.objectives, made.get("prefill"), made.get("decode"))
-        return RemoteEvaluation(e.values, e.prefill, e.decode, result["host"], result["seconds"])
-
-
-@dataclass
-class RemoteEvaluation(Evaluation):
-    host: str = ""  # where it was measured ("cache": not measured now)
-    seconds: float = 0.0
-
-
-def profile(
-    arch: Arch,
-    settings: MeasureSettings,
-    objectives: Sequence[str],
-    use_cache: bool = True,
-    address: str | None = None,
-    target: str | None = None,
-    on_note: Callable[[str], None] | None = None,
-) -> RemoteEvaluation:
-    """`lts profile --executor ray`: one architecture measured on a slot of the cluster (the way to
-    profile on the target device), cached in this workspace under that machine's fingerprint."""
-    from lts_cli.store import open_store
-
-    with open_store() as store:
-        executor = RayExecutor(settings, objectives, store, "profile", use_cache, address, target, on_note=on_note)
-        ((_, result),) = list(executor.evaluations([arch], lambda i: None))
-    if isinstance(result, Failed):
-        raise LtsError(f"measuring {arch.short()} on the Ray cluster failed: {result.reason}")
-    return result
+        made = [Measurement.from_dict(m) for m in result["measurements"]]
+        return Remote(result["host"], result["seconds"], made)

@@ -32,7 +32,10 @@ class TooFewMeasurements(LtsError):
 
 class ConfigError(LtsError):
     """A config value is invalid. `fields` are the dotted keys at fault, so the message can name them
-    the way the user gave them: `--seq-len` for a flag, `measure.seq_len` in a file."""
+    the way the user gave them: `--seq-len` for a flag, `measure.seq_len` in a file. The library never
+    names a flag; the command line maps fields to flags."""
+
+    exit_code = 2
 
     def __init__(self, fields: Sequence[str], template: str) -> None:
         self.fields = tuple(fields)

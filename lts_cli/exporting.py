@@ -27,8 +27,9 @@ import numpy as np
 
 from lts_cli import __version__, folders, workspace
 from lts_cli.errors import LtsError, NotGpt2, UsageError
-from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, generation_defaults, load, save_tokenizer, write_card
+from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, load, save_tokenizer, write_card
 from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
+from lts_cli.sampling import generation_defaults
 from lts_cli.space import GPT2_EOS_ID, Arch
 
 FP32_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime (fp32)
@@ -257,7 +258,7 @@ def perplexities(sess: Any, model: Any, tokenizer: Any, arch: Arch, past: bool) 
     """Perplexity of the PyTorch model and of the ONNX model on the embedded corpus's validation text."""
     import torch
 
-    from lts_cli.data import embedded_corpus
+    from lts_cli.corpus import embedded_corpus
 
     seq = min(PPL_SEQ, arch.n_positions)
     text = "\n".join(embedded_corpus().splits["validation"])

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from lts_cli.config import GenerateConfig
 from lts_cli.errors import LtsError
 from lts_cli.modeling import LoadedModel
+from lts_cli.sampling import GenerateConfig
 
 OnText = Callable[[str], None]
 

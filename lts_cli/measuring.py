@@ -1,14 +1,27 @@
-"""Timing statistics, adaptive timed runs and peak resident memory (pure Python; psutil on demand)."""
+"""Measuring one architecture on this machine: its ONNX graph built from the shapes (random weights),
+an ONNX Runtime session, warm-up and timed runs (adaptive: until the mean's 95% CI is tight), peak
+resident memory; the `Measurement` record and the key it is cached under. No cache here: the
+measurement service (measurer.py) decides what to measure."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from lts_cli.config import MeasureSettings
+from lts_cli.errors import ConfigError, LtsError
+from lts_cli.settings import Kind, MeasureSettings
+from lts_cli.space import Arch
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -56,21 +69,25 @@ def t_975(dof: int) -> float:
     return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
 
 
-def latency_stats(times: list[float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LatencyStats:
     """Median (the objective: robust to the 2-3x outliers of a shared machine), mean, CV, CI."""
+
+    median: float
+    mean: float
+    cv: float
+    ci95_rel: float | None  # half-width of the 95% confidence interval of the mean, relative; None for 1 run
+    min: float
+    max: float
+    n: int
+
+
+def latency_stats(times: list[float]) -> LatencyStats:
     n = len(times)
     mean = statistics.fmean(times)
     sd = statistics.stdev(times) if n > 1 else 0.0
     ci = t_975(n - 1) * sd / math.sqrt(n) / mean if n > 1 and mean > 0 else None
-    return {
-        "median": statistics.median(times),
-        "mean": mean,
-        "cv": sd / mean if mean > 0 else 0.0,
-        "ci95_rel": ci,  # half-width of the 95% confidence interval of the mean, relative; None for 1 run
-        "min": min(times),
-        "max": max(times),
-        "n": n,
-    }
+    return LatencyStats(statistics.median(times), mean, sd / mean if mean > 0 else 0.0, ci, min(times), max(times), n)
 
 
 def time_runs(
@@ -89,7 +106,7 @@ def time_runs(
         run()
         times.append(time.perf_counter() - start)
         if settings.adaptive and len(times) >= max(settings.min_trials, 2):
-            ci = latency_stats(times)["ci95_rel"]
+            ci = latency_stats(times).ci95_rel
             if ci is not None and ci <= settings.target_ci:
                 return times, "converged"
     return times, ("max-trials" if settings.adaptive else "fixed")
@@ -138,3 +155,164 @@ def _process_peak_mib(method: str) -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+# ---- one architecture ---------------------------------------------------------------------------
+
+MIB = 2**20
+
+
+@dataclass
+class Measurement:
+    """One architecture measured on one machine with one set of settings.
+
+    kind "prefill": the published protocol, `seq_len` tokens through the `graph` graph.
+    kind "decode": one new token with a KV cache of `decode_context` tokens (the with-past graph).
+    """
+
+    archid: str
+    arch: dict[str, int]
+    settings: dict[str, Any]
+    fingerprint: dict[str, Any]
+    non_embedding_params: int
+    latency_s: float  # the objective: median of the timed runs
+    latency_mean_s: float
+    latency_cv: float
+    latency_ci95_rel: float | None
+    latency_min_s: float
+    runs: int
+    stop: str  # fixed | converged | max-trials
+    memory_mib: float  # size of the single-file ONNX model of the measured graph
+    file_bytes: int
+    peak_rss_mib: float  # peak resident memory above the process baseline: weights + session + runs
+    peak_rss_method: str
+    build_s: float
+    session_s: float
+    timing_s: float
+    load_avg: float  # 1-minute load average when the timing started (noise context)
+    measured_at: str
+    cached: bool = False
+    kind: Kind = "prefill"
+
+    @property
+    def overhead_s(self) -> float:
+        return self.build_s + self.session_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: dict[str, Any], kind: Kind = "prefill") -> str:
+    """What a measurement is cached under: the architecture, the settings it depends on, the machine
+    and the graph version (an architecture measured again with any of them changed is measured again)."""
+    from lts_cli.gpt2_onnx import GRAPH_VERSION
+
+    payload: dict[str, Any] = {
+        "archid": arch.archid,
+        "settings": settings.key(kind),
+        "fingerprint": fingerprint,
+        "graph_version": GRAPH_VERSION,
+    }
+    if kind != "prefill":  # prefill keys stay as they were before there were other kinds
+        payload["kind"] = kind
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def check_fits(arch: Arch, settings: MeasureSettings, kind: Kind = "prefill") -> None:
+    """Refuse, before any work, settings the model cannot take or this machine cannot hold."""
+    if kind == "prefill" and settings.seq_len > arch.n_positions:
+        raise ConfigError(
+            ["seq_len"],
+            f"{{0}} {settings.seq_len} exceeds the model's n_positions ({arch.n_positions}); "
+            f"use {{0}} {arch.n_positions} or less",
+        )
+    if kind == "decode" and settings.decode_context >= arch.n_positions:
+        raise ConfigError(
+            ["decode_context"],
+            f"{{0}} {settings.decode_context} leaves no room for a new token within the model's n_positions "
+            f"({arch.n_positions}); use {{0}} {arch.n_positions - 1} or less",
+        )
+    import psutil
+
+    if kind == "prefill":
+        per_row = arch.vocab_size if settings.full_logits else 0
+        scores = 2 * arch.n_head * settings.seq_len
+        activations = 4 * settings.batch_size * settings.seq_len * (4 * arch.d_model + arch.d_inner + scores + per_row)
+    else:
+        activations = 4 * settings.batch_size * (2 * arch.n_layer * (settings.decode_context + 1) * arch.d_model)
+    need = 4 * arch.unique_params + 2 * activations
+    available = psutil.virtual_memory().available
+    if need > 0.9 * available:
+        raise LtsError(
+            f"measuring {arch.short()} needs about {need / 2**30:.1f} GiB of memory and "
+            f"{available / 2**30:.1f} GiB is available; choose a smaller architecture, batch or sequence"
+        )
+
+
+def measure(
+    arch: Arch,
+    settings: MeasureSettings,
+    kind: Kind,
+    fingerprint: dict[str, Any],
+    progress: Progress | None = None,
+) -> Measurement:
+    """Build the graph once (random weights), then time it and size it; nothing is cached here."""
+    import numpy as np
+
+    from lts_cli import gpt2_onnx
+    from lts_cli.runtime import InMemorySession, decode_step_feeds
+
+    check_fits(arch, settings, kind)
+    graph = settings.graph if kind == "prefill" else "causal-lm-with-past"
+    label = (lambda stage, done, total: progress(f"{kind}: {stage}", done, total)) if progress else None
+    with PeakRss() as peak, tempfile.TemporaryDirectory(prefix="lts-eval-") as tmp:
+        if label:
+            label("build", 0, 1)
+        start = time.perf_counter()
+        model = gpt2_onnx.build(arch, graph=graph)
+        file_bytes = model.file_size()
+        built = time.perf_counter()
+        if label:
+            label("session", 0, 1)
+        session = InMemorySession(model, settings, Path(tmp))
+        opened = time.perf_counter()
+        if kind == "prefill":
+            rng = np.random.default_rng(0)
+            ids = rng.integers(0, arch.vocab_size, size=(settings.batch_size, settings.seq_len), dtype=np.int64)
+            run = lambda: session.run({"input_ids": ids})  # noqa: E731
+        else:
+            step = decode_step_feeds(session.session, settings.batch_size, settings.decode_context)
+            run = lambda: session.run_all(step)  # noqa: E731
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        times, stop = time_runs(run, settings, label)
+        timed = time.perf_counter()
+    stats = latency_stats(times)
+    return Measurement(
+        archid=arch.archid,
+        arch=arch.to_dict(),
+        settings=settings.key(kind),
+        fingerprint=fingerprint,
+        non_embedding_params=arch.non_embedding_params,
+        latency_s=stats.median,
+        latency_mean_s=stats.mean,
+        latency_cv=stats.cv,
+        latency_ci95_rel=stats.ci95_rel,
+        latency_min_s=stats.min,
+        runs=len(times),
+        stop=stop,
+        memory_mib=file_bytes / MIB,
+        file_bytes=file_bytes,
+        peak_rss_mib=peak.delta_mib,
+        peak_rss_method=peak.method,
+        build_s=built - start,
+        session_s=opened - built,
+        timing_s=timed - opened,
+        load_avg=load,
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        kind=kind,
+    )

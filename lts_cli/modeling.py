@@ -284,26 +284,6 @@ def quiet(transformers: Any) -> None:
 # ---- the Hub's conventions for model folders ------------------------------------------------------
 
 
-def generation_defaults(eos_token_id: int, n_positions: int) -> Any:
-    """lts's sampling defaults as a transformers GenerationConfig, so that a plain
-    `pipeline("text-generation", folder)` samples like `lts generate`. transformers does not stop at
-    the end of the context, so a model of fewer than 256 positions gets half its context as new tokens."""
-    import transformers
-
-    from lts_cli.config import GenerateConfig
-
-    d = GenerateConfig()
-    return transformers.GenerationConfig(
-        do_sample=not d.greedy,
-        temperature=d.temperature,
-        top_p=d.top_p,
-        max_new_tokens=min(d.max_new_tokens, n_positions // 2),
-        bos_token_id=eos_token_id,
-        eos_token_id=eos_token_id,
-        pad_token_id=eos_token_id,
-    )
-
-
 def save_tokenizer(tokenizer: Any, folder: Path, n_positions: int) -> None:
     """The tokenizer files, saved with `model_max_length` = the model's context (not 10^9)."""
     before = tokenizer.model_max_length

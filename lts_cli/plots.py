@@ -7,7 +7,8 @@ import itertools
 from typing import Any
 
 from lts_cli import objectives as registry
-from lts_cli.search import Search, SearchState
+from lts_cli.search import Search
+from lts_cli.search_state import SearchState
 
 
 def plot_names(objectives: tuple[str, ...]) -> list[str]:
@@ -101,15 +102,16 @@ def _png(fig: Any, plt: Any) -> bytes:
     return buffer.getvalue()
 
 
-def predictor_plot(points: list[dict[str, Any]], title: str) -> bytes:
-    """Predicted (out of sample) against measured latency, log-log, with the y = x line and +-10%."""
+def predictor_plot(points: list[tuple[str, float, float]], title: str) -> bytes:
+    """Predicted (out of sample) against measured latency, log-log, with the y = x line and +-10%;
+    `points`: (archid, measured, predicted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measured = [p["measured"] for p in points]
-    predicted = [p["predicted"] for p in points]
+    measured = [m for _, m, _ in points]
+    predicted = [p for _, _, p in points]
     fig, ax = plt.subplots(figsize=(6, 5.5), dpi=110)
     ax.scatter(measured, predicted, s=18, alpha=0.8)
     low, high = min(measured + predicted) * 0.9, max(measured + predicted) * 1.1
@@ -126,24 +128,24 @@ def predictor_plot(points: list[dict[str, Any]], title: str) -> bytes:
     return _png(fig, plt)
 
 
-def proxy_plot(report: dict[str, Any]) -> bytes:
-    """Each proxy against validation perplexity (log-log), one panel per proxy, with its Spearman."""
+def proxy_plot(report: Any) -> bytes:
+    """Each proxy of a `proxy.Report` against validation perplexity (log-log), one panel per proxy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(report["proxies"])
+    names = list(report.proxies)
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), dpi=110, squeeze=False)
-    ppl = [row["val_perplexity"] for row in report["architectures"]]
+    ppl = [row["val_perplexity"] for row in report.architectures]
     for ax, name in zip(axes[0], names, strict=True):
-        p = report["proxies"][name]
-        ax.scatter([row[name] for row in report["architectures"]], ppl, s=24)
+        p = report.proxies[name]
+        ax.scatter([row[name] for row in report.architectures], ppl, s=24)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(p["label"])
+        ax.set_xlabel(p.label)
         ax.set_ylabel("validation perplexity")
-        ax.set_title(f"Spearman {p['spearman']:.2f}, Kendall {p['kendall']:.2f}")
+        ax.set_title(f"Spearman {p.spearman:.2f}, Kendall {p.kendall:.2f}")
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"{report['corpus']}: {report['budget']['max_steps']} steps per architecture")
+    fig.suptitle(f"{report.corpus}: {report.budget['max_steps']} steps per architecture")
     return _png(fig, plt)

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lts_cli import objectives as registry
 from lts_cli.errors import TooFewMeasurements
-from lts_cli.rankstats import spearman
+from lts_cli.measurer import Measurer, exact_values
+from lts_cli.rankstats import Errors, errors, spearman
+from lts_cli.settings import Kind, MeasureSettings
 from lts_cli.space import Arch
 
 MIN_MEASUREMENTS = 8  # fewer cannot pin down the main costs
@@ -125,8 +129,7 @@ class LatencyModel:
     settings: dict[str, Any]
     coef: list[float]
     n: int  # measurements it was fitted on
-    cv_median: float  # out-of-fold absolute relative error: median
-    cv_p90: float  # and 90th percentile
+    expected: Errors  # out-of-fold absolute relative error
     feature_names: tuple[str, ...] = field(default=())
 
     def predict(self, arch: Arch) -> float:
@@ -135,14 +138,18 @@ class LatencyModel:
     @property
     def margin(self) -> float:
         """The relative error a prediction is trusted to: the 90th percentile seen out of sample."""
-        return max(self.cv_p90, MIN_MARGIN)
+        return max(self.expected.p90, MIN_MARGIN)
+
+    def summary(self) -> dict[str, float]:
+        """What a screened search logs of the model it screened with."""
+        return {"n": self.n, "cv_median": self.expected.median, "cv_p90": self.expected.p90, "margin": self.margin}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "settings": self.settings,
             "n": self.n,
-            "expected_error": {"median": self.cv_median, "p90": self.cv_p90, "how": f"{FOLDS}-fold, out of sample"},
+            "expected_error": {**asdict(self.expected), "how": f"{FOLDS}-fold, out of sample"},
             "coefficients": dict(zip(self.feature_names, self.coef, strict=True)),
         }
 
@@ -158,17 +165,9 @@ def fit(rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any],
     x = np.stack([features(a, kind, key) for a, _ in rows])
     y = np.array([t for _, t in rows], dtype=float)
     predicted = cross_validate(x, y, seed)
-    errors = np.abs(predicted - y) / y
     names = PREFILL_FEATURES if kind == "prefill" else DECODE_FEATURES
-    return LatencyModel(
-        kind,
-        key,
-        [float(c) for c in _fit_coef(x, y)],
-        len(rows),
-        float(np.median(errors)),
-        float(np.percentile(errors, 90)),
-        names,
-    )
+    expected = errors(list(predicted), list(y))
+    return LatencyModel(kind, key, [float(c) for c in _fit_coef(x, y)], len(rows), expected, names)
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -203,23 +202,128 @@ def training_data(
 # ---- accuracy -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """Predictions against measurements the model was not fitted on."""
+
+    n: int
+    spearman: float
+    errors: Errors
+    points: list[tuple[str, float, float]]  # (archid, measured, predicted)
+
+
 def held_out(
     rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any], train: int, seed: int = 0
-) -> dict[str, Any]:
-    """Fit on `train` random measurements, test on all the others: Spearman and absolute % errors."""
+) -> Accuracy:
+    """Fit on `train` random measurements, test on all the others."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     fitted = fit([rows[i] for i in order[:train]], kind, settings, seed)
     test = [rows[i] for i in order[train:]]
-    predicted = [fitted.predict(a) for a, _ in test]
-    measured = [t for _, t in test]
-    errors = sorted(abs(p - m) / m for p, m in zip(predicted, measured, strict=True))
-    return {
-        "train": train,
-        "test": len(test),
-        "spearman": spearman(predicted, measured),
-        "median_abs_error": float(np.median(errors)),
-        "p90_abs_error": float(np.percentile(errors, 90)),
-        "predicted": predicted,
-        "measured": measured,
-    }
+    return _accuracy(test, [fitted.predict(a) for a, _ in test])
+
+
+def _accuracy(rows: Sequence[tuple[Arch, float]], predicted: Sequence[float]) -> Accuracy:
+    measured = [t for _, t in rows]
+    points = [(a.archid, m, p) for (a, m), p in zip(rows, predicted, strict=True)]
+    return Accuracy(len(rows), spearman(list(predicted), measured), errors(predicted, measured), points)
+
+
+# ---- this machine's models, from the measurement cache -------------------------------------------
+
+
+class Screener:
+    """A screened search's predictions (screening.Screener): exact objectives computed, latencies from
+    models fitted on this machine's cached measurements with the search's settings (with the cache
+    off: on the run's own measurements only), refitted before every generation."""
+
+    def __init__(self, measurer: Measurer) -> None:
+        self.measurer = measurer
+        self.models: dict[str, LatencyModel] = {}
+
+    def fit(self, records: Sequence[Any]) -> dict[str, dict[str, float]]:
+        m = self.measurer
+        cached = m.cached_rows()
+        out = {}
+        for name in (n for n in m.objectives if registry.get(n).predictable):
+            kind = registry.get(name).source
+            if cached is not None:
+                rows = training_data(cached, kind, m.settings.key(kind))  # type: ignore[arg-type]
+            else:
+                rows = [(Arch(**r.arch), r.values[name]) for r in records if name in r.values]
+            self.models[name] = fit(rows, kind, m.settings.key(kind))  # type: ignore[arg-type]
+            out[name] = self.models[name].summary()
+        return out
+
+    def predict(self, arch: Arch) -> dict[str, float]:
+        values = exact_values(arch, self.measurer.settings, self.measurer.objectives)
+        values |= {name: model.predict(arch) for name, model in self.models.items()}
+        return {name: values[name] for name in self.measurer.objectives}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """`lts profile --predict`: exact values computed, latencies predicted (with the model that
+    predicted each), and why the others could not be."""
+
+    exact: dict[str, float]
+    predicted: dict[str, tuple[float, LatencyModel]]
+    missing: dict[str, str]
+
+
+def predict(arch: Arch, settings: MeasureSettings, objectives: Sequence[str]) -> Prediction:
+    """The latency models of this machine and settings, applied to `arch`; a kind with too few
+    measurements says how many more it needs. Nothing is measured or stored."""
+    cached = _cached_here()
+    predicted, missing = {}, {}
+    for name in objectives:
+        o = registry.get(name)
+        if o.kind == "measured" and not o.predictable:
+            missing[name] = "not predicted (the model covers latencies); `lts profile` measures it"
+        elif o.predictable:
+            key = settings.key(o.source)  # type: ignore[arg-type]
+            try:
+                model = fit(training_data(cached, o.source, key), o.source, key)
+            except TooFewMeasurements as exc:
+                missing[name] = str(exc)
+                continue
+            predicted[name] = (model.predict(arch), model)
+    return Prediction(exact_values(arch, settings, objectives), predicted, missing)
+
+
+@dataclass(frozen=True)
+class Report:
+    """`lts predictor show`: this machine's model for one kind of measurement, and its accuracy."""
+
+    fingerprint: dict[str, Any]
+    model: LatencyModel
+    out_of_sample: Accuracy
+    plot: Path
+
+
+def report(settings: MeasureSettings, kind: Kind, plot: Path | None = None) -> Report:
+    """The latency model of this machine for `kind` and these settings, fitted on every cached
+    measurement that matches, its accuracy out of sample (each measurement predicted by a model fitted
+    without it), and a plot of predicted against measured (`plot`, default in the workspace)."""
+    from lts_cli import workspace
+    from lts_cli.machine import fingerprint
+    from lts_cli.plots import predictor_plot
+
+    key = settings.key(kind)
+    rows = training_data(_cached_here(), kind, key)
+    model = fit(rows, kind, key)
+    x = np.stack([features(a, kind, model.settings) for a, _ in rows])
+    accuracy = _accuracy(rows, [float(v) for v in cross_validate(x, np.array([t for _, t in rows]))])
+    what = f"seq {settings.seq_len}" if kind == "prefill" else f"context {settings.decode_context}"
+    title = f"{kind} latency, {what}: Spearman {accuracy.spearman:.3f}, median error {accuracy.errors.median:.1%}"
+    target = plot or workspace.ensure_home() / workspace.PREDICTOR / f"{kind}.png"
+    workspace.atomic_write_bytes(target, predictor_plot(accuracy.points, title))
+    return Report(fingerprint(), model, accuracy, target)
+
+
+def _cached_here() -> list[dict[str, Any]]:
+    from lts_cli.machine import fingerprint
+    from lts_cli.store import open_store
+
+    with open_store() as store:
+        return store.measurements_on(fingerprint())

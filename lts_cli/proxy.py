@@ -4,9 +4,10 @@ all) rank GPT-2 architectures the way training them does?
 A sample of architectures is trained briefly with `lts train`'s code (the Hugging Face Trainer) and
 one budget for all; each result is cached in the workspace by (architecture, corpus, budget, seed),
 so a rerun, a larger sample or a resume after Ctrl-C trains only what is missing (an interrupted
-training resumes from its checkpoint). The report gives, for every proxy, Spearman's rho and
-Kendall's tau against validation perplexity (signed so that 1 means "orders them exactly as
-perplexity does, more is better") with seeded bootstrap 95% intervals, and the top-quarter overlap.
+training resumes from its checkpoint). The report gives, for every proxy (the registry's quality
+proxies, and a run's measured objectives), Spearman's rho and Kendall's tau against validation
+perplexity (signed so that 1 means "orders them exactly as perplexity does, more is better") with
+seeded bootstrap 95% intervals, and the top-quarter overlap; it is written to the workspace.
 """
 
 from __future__ import annotations
@@ -17,43 +18,60 @@ import json
 import math
 import os
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lts_cli import folders, workspace
-from lts_cli.config import SearchConfig, TrainConfig, as_plain
-from lts_cli.data import Corpus
-from lts_cli.errors import LtsError, UsageError
+from lts_cli import objectives as registry
+from lts_cli.config import as_plain, from_mapping
+from lts_cli.corpus import Corpus
+from lts_cli.errors import ConfigError, LtsError, UsageError
 from lts_cli.gallery import Resolved, entry_for
 from lts_cli.rankstats import bootstrap, kendall, spearman, top_overlap
-from lts_cli.space import Arch, forward_flops
+from lts_cli.search import SearchConfig
+from lts_cli.settings import MeasureSettings
+from lts_cli.space import Arch
+from lts_cli.training import TrainConfig
 
 MIN_ARCHS = 4  # a rank correlation of fewer says nothing
 TOP_SHARE = 0.25
+# A budget a laptop can afford (lts train's defaults are a real run); a --config file and flags override it.
+BUDGET = TrainConfig(max_steps=300, seq_len=128, batch_size=16, warmup_steps=30)
 OnEvent = Callable[[str, dict[str, Any]], None]
-
-# name -> (label, value from the architecture and the training sequence length)
-PROXIES: dict[str, tuple[str, Callable[[Arch, int], float]]] = {
-    "non_embedding_params": ("non-embedding parameters", lambda a, s: float(a.non_embedding_params)),
-    "total_params": ("total parameters (tied head once)", lambda a, s: float(a.unique_params)),
-    "forward_flops": (
-        "forward FLOPs of one training block",
-        lambda a, s: float(forward_flops(a, s, 1, last_position_head=False)),
-    ),
-}
-RUN_PROXIES = {"onnx_latency": "ONNX latency (from the run)", "onnx_memory": "ONNX memory (from the run)"}
 
 
 @dataclass
 class Candidate:
     arch: Arch
     label: str
-    run_values: dict[str, float] = field(default_factory=dict)
+    run_values: dict[str, float] = field(default_factory=dict)  # what a search run measured of it
 
 
-# ---- which architectures ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Selection:
+    """Which architectures: a run's front (`evaluated`: everything it measured), named ones, or a
+    sample of `sample` spread over the parameter range of `space` (a search config)."""
+
+    run: str | None = None
+    evaluated: bool = False
+    archs: tuple[str, ...] = ()
+    sample: int | None = None
+    space: SearchConfig = field(default_factory=SearchConfig)
+
+
+def candidates(selection: Selection, seed: int) -> list[Candidate]:
+    chosen = [name for name in ("run", "archs", "sample") if getattr(selection, name)]
+    if len(chosen) != 1:
+        raise ConfigError(["run", "archs", "sample"], "choose the architectures with one of {0}, {1}, {2}")
+    if selection.run is not None:
+        return from_run(selection.run, selection.evaluated)
+    if selection.archs:
+        return from_refs(selection.archs)
+    assert selection.sample is not None
+    return spread_sample(selection.sample, selection.space, seed)
 
 
 def from_run(name: str, evaluated: bool = False) -> list[Candidate]:
@@ -71,13 +89,11 @@ def from_run(name: str, evaluated: bool = False) -> list[Candidate]:
         records = [r for r in records if r.archid in front]
         if not records:
             raise LtsError(f"run {name!r} has not finished a generation, so it has no front yet; add --all")
-    return [
-        Candidate(Arch(**r.arch), r.archid, {k: v for k, v in r.values.items() if k in RUN_PROXIES}) for r in records
-    ]
+    return [Candidate(Arch(**r.arch), r.archid, dict(r.values)) for r in records]
 
 
 def from_refs(refs: Sequence[str]) -> list[Candidate]:
-    """Gallery ids, workspace archids (unique prefixes) or architecture files."""
+    """Anything `references.architecture` reads: gallery ids, archids, files, models, Hub ids."""
     from lts_cli.references import architecture
     from lts_cli.store import open_store
 
@@ -91,9 +107,10 @@ def spread_sample(count: int, config: SearchConfig, seed: int = 0) -> list[Candi
     equal slices of log(non-embedding parameters), so the sample spans the range (seeded)."""
     valid = config.space.within(config.min_params, config.max_params)
     if len(valid) < count:
-        raise UsageError(
-            f"--sample {count}: the search space has only {len(valid)} architectures within "
-            f"{config.min_params:g}..{config.max_params:g} non-embedding parameters"
+        raise ConfigError(
+            ["sample"],
+            f"{{0}} {count}: the search space has only {len(valid)} architectures within "
+            f"{config.min_params:g}..{config.max_params:g} non-embedding parameters",
         )
     rng = random.Random(seed)
     logs = [math.log(a.non_embedding_params) for a in valid]
@@ -110,7 +127,33 @@ def spread_sample(count: int, config: SearchConfig, seed: int = 0) -> list[Candi
     return [Candidate(a, a.archid) for a in sorted(chosen, key=lambda a: a.non_embedding_params)]
 
 
+def budget(base: TrainConfig, tokens: int | None = None) -> TrainConfig:
+    """The training config of a proxy run: `tokens` (if given) sets the steps; evaluation only at
+    the end, a checkpoint every quarter so an interrupt loses little."""
+    steps = base.max_steps if tokens is None else max(1, math.ceil(tokens / (base.batch_size * base.seq_len)))
+    return dataclasses.replace(
+        base, max_steps=steps, eval_every=steps + 1, save_every=max(1, steps // 4), keep_checkpoints=1
+    )
+
+
 # ---- training, cached ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One architecture's proxy training, as cached in proxy/results/<key>.json."""
+
+    archid: str
+    label: str
+    arch: dict[str, int]
+    corpus: str
+    train: dict[str, Any]
+    val_loss: float
+    val_perplexity: float
+    initial_val_perplexity: float | None
+    tokens_seen: int
+    tokens_per_second: float | None
+    train_seconds: float
 
 
 def result_key(arch: Arch, corpus: Corpus, config: TrainConfig) -> str:
@@ -119,45 +162,43 @@ def result_key(arch: Arch, corpus: Corpus, config: TrainConfig) -> str:
 
 
 def _results_dir() -> Path:
-    return workspace.ensure_home() / "proxy" / "results"
+    return workspace.ensure_home() / workspace.PROXY / "results"
 
 
-def cached(arch: Arch, corpus: Corpus, config: TrainConfig) -> dict[str, Any] | None:
+def cached(arch: Arch, corpus: Corpus, config: TrainConfig) -> Trained | None:
+    """The cached result, or None (a damaged or ill-typed one is trained again)."""
     path = _results_dir() / f"{result_key(arch, corpus, config)}.json"
     if not path.is_file():
         return None
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None  # a damaged result is trained again
-    return data
+        return from_mapping(Trained, json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError, LtsError):
+        return None
 
 
-def train_one(
-    candidate: Candidate, corpus: Corpus, config: TrainConfig, on_event: OnEvent | None = None
-) -> dict[str, Any]:
+def train_one(candidate: Candidate, corpus: Corpus, config: TrainConfig, on_event: OnEvent | None = None) -> Trained:
     """Train one architecture with `lts train`'s code, keep its metrics, drop its weights."""
     from lts_cli.training import train
 
     key = result_key(candidate.arch, corpus, config)
-    root = workspace.ensure_home() / "proxy" / "models"
+    root = workspace.ensure_home() / workspace.PROXY / "models"
     target = Resolved(candidate.arch, candidate.label, entry_for(candidate.arch))
     result = train(target, config, corpus, name=key, on_event=on_event, models_root=root)
     m = result.metrics
-    record = {
-        "archid": candidate.arch.archid,
-        "label": candidate.label,
-        "arch": candidate.arch.to_dict(),
-        "corpus": corpus.name,
-        "train": as_plain(config),
-        "val_loss": m["val_loss"],
-        "val_perplexity": m["val_perplexity"],
-        "initial_val_perplexity": m["initial_val_perplexity"],
-        "tokens_seen": m["tokens_seen"],
-        "tokens_per_second": m["tokens_per_second"],
-        "train_seconds": m["train_seconds_this_session"],
-    }
-    workspace.atomic_write_json(_results_dir() / f"{key}.json", record)
+    record = Trained(
+        archid=candidate.arch.archid,
+        label=candidate.label,
+        arch=candidate.arch.to_dict(),
+        corpus=corpus.name,
+        train=as_plain(config),
+        val_loss=m["val_loss"],
+        val_perplexity=m["val_perplexity"],
+        initial_val_perplexity=m["initial_val_perplexity"],
+        tokens_seen=m["tokens_seen"],
+        tokens_per_second=m["tokens_per_second"],
+        train_seconds=m["train_seconds_this_session"],
+    )
+    workspace.atomic_write_json(_results_dir() / f"{key}.json", dataclasses.asdict(record))
     folders.remove_folder(result.path)  # the weights: made here, not needed for the report
     return record
 
@@ -175,13 +216,13 @@ def run(
     config: TrainConfig,
     workers: int = 1,
     on_event: OnEvent | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Trained]:
     """Train what is not cached (in `workers` processes, each with its share of the cores); the
     results in the order of `candidates`."""
     emit = on_event or (lambda kind, data: None)
     if len(candidates) < MIN_ARCHS:
         raise UsageError(f"a rank correlation needs at least {MIN_ARCHS} architectures, got {len(candidates)}")
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, Trained] = {}
     for c in candidates:
         hit = cached(c.arch, corpus, config)
         if hit is not None:
@@ -192,7 +233,7 @@ def run(
         for i, c in enumerate(todo, 1):
             emit("arch_start", {"label": c.label, "arch": c.arch, "index": i, "of": len(todo)})
             results[c.arch.archid] = train_one(c, corpus, config, on_event=lambda k, d: emit(f"train_{k}", d))
-            emit("arch_done", {"label": c.label, **results[c.arch.archid]})
+            emit("arch_done", {"label": c.label, "val_perplexity": results[c.arch.archid].val_perplexity})
     else:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -207,7 +248,7 @@ def run(
                     for future in done:
                         c = pending.pop(future)
                         results[c.arch.archid] = future.result()
-                        emit("arch_done", {"label": c.label, **results[c.arch.archid]})
+                        emit("arch_done", {"label": c.label, "val_perplexity": results[c.arch.archid].val_perplexity})
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
@@ -217,58 +258,102 @@ def run(
 # ---- the report ---------------------------------------------------------------------------------
 
 
-def report(
-    candidates: Sequence[Candidate], results: Sequence[dict[str, Any]], seq_len: int, seed: int = 0
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProxyStats:
+    label: str
+    spearman: float
+    spearman_ci95: tuple[float, float]
+    kendall: float
+    kendall_ci95: tuple[float, float]
+    top_overlap: int
+    top_k: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Each proxy against validation perplexity; the architectures with their values; a verdict."""
+
+    verdict: str
+    proxies: dict[str, ProxyStats]
+    architectures: list[dict[str, Any]]  # a table row per architecture: its results and proxy values
+    budget: dict[str, Any]
+    corpus: str
+    folder: Path | None = None  # where report.json and the plot were written
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "folder": str(self.folder) if self.folder else None}
+
+
+def proxy_values(candidates: Sequence[Candidate], seq_len: int) -> dict[str, list[float]]:
+    """Every quality proxy of the registry for each candidate (FLOPs: one training block of
+    `seq_len` tokens), and each objective a search run measured for all of them."""
+    settings = MeasureSettings(seq_len=seq_len, graph="logits")
+    from lts_cli.measurer import exact_values
+
+    out: dict[str, list[float]] = {}
+    for o in registry.REGISTRY.values():
+        if o.quality_proxy:
+            out[o.name] = [exact_values(c.arch, settings, [o.name])[o.name] for c in candidates]
+        elif all(o.name in c.run_values for c in candidates):
+            out[o.name] = [c.run_values[o.name] for c in candidates]
+    return out
+
+
+def report(candidates: Sequence[Candidate], results: Sequence[Trained], seq_len: int, seed: int = 0) -> Report:
     """Each proxy against validation perplexity: Spearman and Kendall with bootstrap 95% intervals,
     top-quarter overlap; the architectures' table; a one-line verdict that states the numbers."""
-    quality = [-r["val_perplexity"] for r in results]
-    proxies: dict[str, list[float]] = {
-        name: [fn(c.arch, seq_len) for c in candidates] for name, (_, fn) in PROXIES.items()
-    }
-    for name in RUN_PROXIES:
-        if all(name in c.run_values for c in candidates):
-            proxies[name] = [c.run_values[name] for c in candidates]
-    rows: dict[str, dict[str, Any]] = {}
+    quality = [-r.val_perplexity for r in results]
+    proxies = proxy_values(candidates, seq_len)
+    rows = {}
     for name, values in proxies.items():
+        o = registry.get(name)
         overlap, k = top_overlap(values, quality, TOP_SHARE)
-        rows[name] = {
-            "label": PROXIES[name][0] if name in PROXIES else RUN_PROXIES[name],
-            "spearman": spearman(values, quality),
-            "spearman_ci95": bootstrap(spearman, values, quality, seed=seed),
-            "kendall": kendall(values, quality),
-            "kendall_ci95": bootstrap(kendall, values, quality, seed=seed),
-            "top_overlap": overlap,
-            "top_k": k,
-        }
-    main = rows["non_embedding_params"]
-    first = results[0]
-    t = first["train"]
-    spent = f"{t['max_steps']} steps of {t['batch_size']}x{t['seq_len']} tokens"
+        rows[name] = ProxyStats(
+            o.label if o.quality_proxy else f"{o.label} (from the run)",
+            spearman(values, quality),
+            bootstrap(spearman, values, quality, seed=seed),
+            kendall(values, quality),
+            bootstrap(kendall, values, quality, seed=seed),
+            overlap,
+            k,
+        )
+    main, first = rows[registry.QUALITY], results[0]
+    spent = f"{first.train['max_steps']} steps of {first.train['batch_size']}x{first.train['seq_len']} tokens"
     verdict = (
         f"non-embedding parameters rank these {len(results)} architectures by validation perplexity with Spearman "
-        f"{main['spearman']:.2f} (95% CI {main['spearman_ci95'][0]:.2f} to {main['spearman_ci95'][1]:.2f}) and Kendall "
-        f"{main['kendall']:.2f}; {main['top_overlap']} of the {main['top_k']} best by perplexity are among the "
-        f"{main['top_k']} with the most ({first['corpus']}, {spent} each)"
+        f"{main.spearman:.2f} (95% CI {main.spearman_ci95[0]:.2f} to {main.spearman_ci95[1]:.2f}) and Kendall "
+        f"{main.kendall:.2f}; {main.top_overlap} of the {main.top_k} best by perplexity are among the "
+        f"{main.top_k} with the most ({first.corpus}, {spent} each)"
     )
     table = [
-        {**{k: r[k] for k in ("archid", "label", "arch", "val_perplexity", "tokens_per_second")},
-         **{name: values[i] for name, values in proxies.items()}}
+        {"archid": r.archid, "label": r.label, "arch": r.arch, "val_perplexity": r.val_perplexity,
+         "tokens_per_second": r.tokens_per_second, **{name: values[i] for name, values in proxies.items()}}
         for i, r in enumerate(results)
     ]  # fmt: skip
-    return {
-        "verdict": verdict,
-        "proxies": rows,
-        "architectures": table,
-        "budget": first["train"],
-        "corpus": first["corpus"],
-    }
+    return Report(verdict, rows, table, first.train, first.corpus)
 
 
-def budget(base: TrainConfig, tokens: int | None = None) -> TrainConfig:
-    """The training config of a proxy run: `tokens` (if given) sets the steps; evaluation only at
-    the end, a checkpoint every quarter so an interrupt loses little."""
-    steps = base.max_steps if tokens is None else max(1, math.ceil(tokens / (base.batch_size * base.seq_len)))
-    return dataclasses.replace(
-        base, max_steps=steps, eval_every=steps + 1, save_every=max(1, steps // 4), keep_checkpoints=1
-    )
+def study(
+    selection: Selection,
+    corpus: Corpus,
+    config: TrainConfig,
+    tokens: int | None = None,
+    workers: int = 1,
+    on_event: OnEvent | None = None,
+) -> Report:
+    """The whole study: choose the architectures, train what is not cached, report, and write the
+    report (report.json and a plot, proxy/reports/<time>/)."""
+    from lts_cli.plots import proxy_plot
+
+    started = time.perf_counter()
+    config = budget(config, tokens)
+    chosen = candidates(selection, config.seed)
+    results = run(chosen, corpus, config, workers, on_event)
+    done = report(chosen, results, config.seq_len, seed=config.seed)
+    folder = workspace.ensure_home() / workspace.PROXY / "reports" / time.strftime("%Y%m%d-%H%M%S")
+    written = dataclasses.replace(done, folder=folder, wall_s=time.perf_counter() - started)
+    workspace.atomic_write_json(folder / "report.json", written.to_dict())
+    workspace.atomic_write_bytes(folder / "proxy.png", proxy_plot(written))
+    folders.write_manifest(folder)
+    return written

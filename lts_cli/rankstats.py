@@ -1,13 +1,42 @@
-"""Rank statistics (pure Python): Spearman's rho and Kendall's tau-b with ties, a seeded bootstrap
-confidence interval, and the overlap of two top-k sets."""
+"""Statistics (pure Python): Spearman's rho and Kendall's tau-b with ties, a seeded bootstrap
+confidence interval, the overlap of two top-k sets, and the one definition of a prediction's error
+(median and 90th percentile of the absolute relative errors)."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 Statistic = Callable[[Sequence[float], Sequence[float]], float]
+
+
+@dataclass(frozen=True)
+class Errors:
+    """How far predictions were from measurements: absolute relative errors, their median and 90th
+    percentile (linear interpolation between ranks, numpy's default)."""
+
+    n: int
+    median: float
+    p90: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def errors(predicted: Sequence[float], measured: Sequence[float]) -> Errors:
+    """The absolute relative errors of `predicted` against `measured` (measurements of 0 left out)."""
+    rel = [abs(p - m) / m for p, m in zip(predicted, measured, strict=True) if m]
+    return Errors(len(rel), percentile(rel, 50), percentile(rel, 90))
 
 
 def ranks(values: Sequence[float]) -> list[float]:

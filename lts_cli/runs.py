@@ -23,9 +23,10 @@ from typing import Any
 
 from lts_cli import folders, workspace
 from lts_cli import objectives as registry
-from lts_cli.config import SearchConfig, as_plain, from_file
-from lts_cli.errors import LtsError, UsageError
-from lts_cli.search import Candidate, Record, Search, SearchState
+from lts_cli.config import as_plain, from_file
+from lts_cli.errors import LtsError
+from lts_cli.search import Search, SearchConfig
+from lts_cli.search_state import Candidate, Record, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 
 # archai's columns around the chosen objectives, then the architecture, then any other value recorded.
@@ -59,7 +60,7 @@ class RunFolder:
         """The run's folder with its config and first state, appearing in one rename (never half made)."""
         import yaml
 
-        path = _new_run_path(name)
+        path = new_run_path(name)
         try:
             with folders.staged_folder(path) as tmp:
                 (tmp / "config.yaml").write_text(yaml.safe_dump(as_plain(config), sort_keys=False), encoding="utf-8")
@@ -168,8 +169,8 @@ def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]
             **r.arch,
             **{f"predicted_{n}": v for n, v in (r.predicted or {}).items() if n in registry.PREDICTABLE},
         }
-        for name in ("non_embedding_params", "total_params"):
-            if name in row:
+        for name in row.keys() & registry.REGISTRY.keys():
+            if registry.get(name).unit == "params":
                 row[name] = int(row[name])
         writer.writerow(row)
     return out.getvalue()
@@ -189,7 +190,7 @@ def _screened_csv(objectives: tuple[str, ...], screened: list[Candidate]) -> str
 
 def front_rows(search: Search, state: SearchState) -> list[dict[str, Any]]:
     """The front sorted by non-embedding parameters, as data."""
-    front = sorted(search.front(state), key=lambda r: r.values["non_embedding_params"])
+    front = sorted(search.front(state), key=lambda r: r.values[registry.QUALITY])
     return [{"archid": r.archid, **r.arch, **r.values, "generation": r.generation} for r in front]
 
 
@@ -304,158 +305,9 @@ def listing() -> list[dict[str, Any]]:
     return rows
 
 
-@dataclass
-class SearchJob:
-    """A search to run: a new one (no state yet, no folder yet) or one to resume."""
-
-    run: RunFolder
-    config: SearchConfig
-    state: SearchState | None  # None: nothing evaluated yet
-    new: bool  # the run folder is made when the search starts
-
-
-def prepare(
-    name: str | None = None,
-    resume: str | None = None,
-    config_file: Path | None = None,
-    flags: dict[str, Any] | None = None,
-) -> SearchJob:
-    """A new search from defaults < `config_file` < `flags`, or (`resume`) an interrupted run with its
-    recorded config, which then takes no other settings."""
-    from lts_cli.config import flag_name, load_config
-
-    flags = flags or {}
-    if resume is not None:
-        given = [flag_name(k) for k, v in flags.items() if v is not None]
-        given += ["--config"] * (config_file is not None) + ["--name"] * (name is not None)
-        if given:
-            raise UsageError(f"--resume continues a run with its recorded config; drop {', '.join(given)}")
-        run = RunFolder.open(resume)
-        state = run.state()
-        if state is not None and state.finished:
-            raise LtsError(
-                f"run {resume!r} has finished; `lts search show {resume}` shows it, `lts search` starts a new one"
-            )
-        return SearchJob(run, run.config(), state, new=False)
-    config = load_config(SearchConfig, config_file, **flags)
-    name = name or new_name(config.seed)
-    return SearchJob(RunFolder(name, _new_run_path(name)), config, None, new=True)
-
-
-def same_machines(name: str, before: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run measures on: where it started (refused if that is other hardware, unless
-    both name the same target label, whose machines the user declared alike)."""
-    if before is None:  # a run from before lts recorded this
-        return now
-    if before.get("target") != now["target"]:
-        was = f"--target {before['target']}" if before.get("target") else "no --target"
-        raise LtsError(f"run {name!r} was measured with {was}; resume it the same way")
-    if now["target"] is not None:
-        return {
-            **now,
-            "fingerprints": before["fingerprints"]
-            + [f for f in now["fingerprints"] if f not in before["fingerprints"]],
-        }
-    if sorted(map(str, before["fingerprints"])) != sorted(map(str, now["fingerprints"])):
-        was = "; ".join(
-            f"{f.get('cpu')} ({f.get('cores')} cores, onnxruntime {f.get('onnxruntime')})"
-            for f in before["fingerprints"]
-        )
-        raise LtsError(
-            f"run {name!r} was measured on {was}, and this search would measure elsewhere: latencies from different "
-            "machines do not belong in one front; resume it where it started (the same --executor and cluster), "
-            "or start a new run"
-        )
-    return now
-
-
-def _new_run_path(name: str) -> Path:
+def new_run_path(name: str) -> Path:
     workspace.check_name(name)
     path = workspace.runs_dir() / name
     if path.exists():
         raise LtsError(f"a run named {name!r} exists already ({path}); pick another --name or --resume it")
     return path
-
-
-@dataclass
-class Executing:
-    """Where a search measures: `local` (this machine, one architecture at a time) or `ray` (the
-    `lts_bench` slots of a Ray cluster at `address`, only those labelled `target` if given)."""
-
-    kind: str = "local"
-    address: str | None = None
-    target: str | None = None
-
-
-def execute(
-    job: SearchJob,
-    on_event: Any = None,
-    progress: Any = None,
-    use_cache: bool = True,
-    plots: bool = True,
-    executing: Executing | None = None,
-    on_note: Any = None,
-) -> tuple[Search, SearchState]:
-    """Run (or continue) a search, saving its state after every architecture and its outputs after
-    every generation. Measurements go through the workspace cache. A new run's folder appears
-    with its first state; if the search fails before it has evaluated anything, the folder goes
-    again (a Ctrl-C keeps it: the run resumes). A run keeps measuring where it started: resuming it
-    on other hardware is refused (latencies of different machines do not share a front)."""
-    from lts_cli.evaluation import SearchEvaluator, StoreScreener
-    from lts_cli.search import Evaluate, Executor
-    from lts_cli.store import open_store
-
-    run = job.run
-    executing = executing or Executing()
-    source = f"search:{run.name}"
-    config = job.config
-    with open_store() as store:
-        executor: Evaluate | Executor
-        if executing.kind == "ray":
-            from lts_cli.distributed import RayExecutor
-
-            remote = RayExecutor(
-                config.measure,
-                config.objectives,
-                store,
-                source,
-                use_cache,
-                executing.address,
-                executing.target,
-                on_note=on_note,
-            )
-            executor, measuring, fingerprints = remote, remote.evaluators[0], remote.fingerprints
-        else:
-            local = SearchEvaluator(config.measure, config.objectives, store, source, use_cache, progress)
-            executor, measuring, fingerprints = local, local.evaluator, [local.evaluator.fingerprint]
-        machines = {"fingerprints": fingerprints, "target": executing.target}
-        if job.state is not None:
-            job.state.machines = same_machines(run.name, job.state.machines, machines)
-        screener = StoreScreener(measuring, config.objectives) if config.screen else None
-        search = Search(config, executor, screener=screener)
-
-        def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
-            if event in ("arch_done", "arch_failed", "generation_ready"):
-                run.save_state(current)
-            elif event == "generation_done":
-                run.save_state(current)
-                run.write_outputs(search, current, plots=plots)
-            if on_event:
-                on_event(event, current, data)
-
-        state = job.state
-        if not job.new:
-            if state is None:  # a run interrupted before its first state was saved
-                state = search.start()
-                state.machines = machines
-                run.save_state(state)
-            return search, search.run(state, handle)
-        state = search.start()
-        state.machines = machines
-        RunFolder.create(run.name, job.config, state)
-        try:
-            return search, search.run(state, handle)
-        except Exception:
-            if not state.records:
-                folders.remove_folder(run.path)  # made by this call, holds nothing measured
-            raise

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lts_cli.config import MeasureSettings
 from lts_cli.errors import LtsError, first_line
+from lts_cli.settings import MeasureSettings
 from lts_cli.workspace import EXPORT_MARKER
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""Which predicted candidates are worth measuring (pure): those whose optimistic prediction could join
-the measured Pareto front, best first by the hypervolume they would add.
+"""A screened search's policy (pure): which predicted candidates are worth measuring, those whose
+optimistic prediction could join the measured Pareto front, best first by the hypervolume they would
+add, and how far the predictions were from the measurements that followed.
 
 A measured objective is predicted with a relative error margin; the optimistic point moves each
 predicted value by its margin towards better. A candidate whose optimistic point is dominated by a
@@ -8,12 +9,32 @@ measured front member cannot be on the front (within the model's error), so it i
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from lts_cli import objectives as registry
+from lts_cli.errors import TooFewMeasurements
 from lts_cli.pareto import dominates, hypervolume, pareto_front
+from lts_cli.rankstats import errors
+from lts_cli.search_state import Candidate, Record, SearchState
+from lts_cli.space import Arch
 
 Values = Mapping[str, float]
+
+
+class Screener(Protocol):
+    """Predicts objective values so a screened search can choose what to measure."""
+
+    def fit(self, records: list[Record]) -> dict[str, dict[str, float]]:
+        """Refit from everything measured so far; per predicted objective: n, cv_median, cv_p90, margin."""
+        ...
+
+    def predict(self, arch: Arch) -> dict[str, float]:
+        """Every chosen objective: exact ones computed, measured ones predicted."""
+        ...
 
 
 def _point(values: Values, objectives: Sequence[str], bounds: Mapping[str, float]) -> tuple[float, ...]:
@@ -61,3 +82,71 @@ def select(
         return hypervolume([points[j] for j in pareto_front(points)], reference) - base
 
     return sorted(hopeful, key=lambda i: (-gain(i), i))[:most]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A screened search's settings (SearchConfig's screen_*): proposals per generation as a multiple
+    of a plain one's, the share of a plain generation measured at most, the random share explored."""
+
+    objectives: tuple[str, ...]
+    factor: int
+    measure: float
+    explore: float
+
+
+def screen(
+    policy: Policy,
+    screener: Screener,
+    state: SearchState,
+    front: list[Record],
+    population: list[Candidate],
+    rng: random.Random,
+) -> None:
+    """Keep for measuring what could join the front, at most `policy.measure` of what a plain
+    generation would measure (the most promising by predicted hypervolume), and a random
+    exploration share; the rest is screened out with its prediction."""
+    assert state.bounds is not None
+    plain = math.ceil(len(population) / policy.factor)
+    most = max(1, round(plain * policy.measure))
+    try:
+        models = screener.fit(state.records)
+    except TooFewMeasurements as exc:  # not screened: a plain generation's worth, as a plain search would
+        state.pending = population[:plain]
+        state.screening = {"proposed": len(population), "measured": plain, "not_screened": str(exc)}
+        return
+    for candidate in population:
+        candidate.predicted = screener.predict(Arch(**candidate.arch))
+    margins = {name: stats["margin"] for name, stats in models.items()}
+    chosen = select(
+        [x.predicted or {} for x in population],
+        [r.values for r in front],
+        policy.objectives,
+        state.bounds,
+        margins,
+        most,
+    )
+    rest = [i for i in range(len(population)) if i not in set(chosen)]
+    explore = sorted(rng.sample(rest, min(len(rest), math.ceil(policy.explore * max(len(chosen), 1)))))
+    keep = set(chosen) | set(explore)
+    state.pending = [x for i, x in enumerate(population) if i in keep]
+    state.screened += [x for i, x in enumerate(population) if i not in keep]
+    state.screening = {
+        "proposed": len(population),
+        "predicted": len(population),
+        "measured": len(state.pending),
+        "explored": len(explore),
+        "models": models,
+    }
+
+
+def prediction_errors(records: list[Record]) -> dict[str, dict[str, float]]:
+    """Per predicted objective: the model's error on these records, predicted before they were measured."""
+    out: dict[str, dict[str, float]] = {}
+    names = {n for r in records if r.predicted for n in r.predicted if registry.get(n).kind == "measured"}
+    for name in sorted(names):
+        pairs = [(r.predicted[name], r.values[name]) for r in records if r.predicted and name in r.predicted]
+        if pairs:
+            e = errors([p for p, _ in pairs], [m for _, m in pairs])
+            out[name] = {"n": e.n, "median": e.median, "p90": e.p90}
+    return out

@@ -30,20 +30,20 @@ its reason (`SearchState.failed`) and never proposed again.
 
 from __future__ import annotations
 
-import math
 import random
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from lts_cli import objectives as registry
-from lts_cli.config import SearchConfig
-from lts_cli.errors import LtsError, TooFewMeasurements
+from lts_cli.config import at_least, positive
+from lts_cli.errors import ConfigError, LtsError, invalid
 from lts_cli.pareto import hypervolume, pareto_front, to_minimization
-from lts_cli.screening import select
-from lts_cli.space import Arch
+from lts_cli.screening import Policy, Screener, prediction_errors, screen
+from lts_cli.search_state import Candidate, FailedCandidate, GenerationLog, Record, SearchState, rng_from, rng_state
+from lts_cli.settings import MeasureSettings
+from lts_cli.space import Arch, SearchSpace
 
 
 @dataclass
@@ -91,103 +91,82 @@ class Sequential:
             yield i, measured
 
 
-class Screener(Protocol):
-    """Predicts objective values so a screened search can choose what to measure."""
-
-    def fit(self, records: list[Record]) -> dict[str, dict[str, float]]:
-        """Refit from everything measured so far; per predicted objective: n, cv_median, cv_p90, margin."""
-        ...
-
-    def predict(self, arch: Arch) -> dict[str, float]:
-        """Every chosen objective: exact ones computed, measured ones predicted."""
-        ...
+def _search_measure() -> MeasureSettings:
+    # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
+    # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
+    return MeasureSettings(adaptive=True)
 
 
-@dataclass
-class Candidate:
-    arch: dict[str, int]
-    generation: int
-    parent: str | None = None  # mutations: the front member it came from
-    parents: str | None = None  # crossovers: "archid1,archid2"
-    predicted: dict[str, float] | None = None  # a screened search's prediction, made before measuring
+@dataclass(frozen=True)
+class SearchConfig:
+    """The Lightweight Transformer Search; defaults are the published ones (configs/search.yaml)."""
 
-    @property
-    def archid(self) -> str:
-        return Arch(**self.arch).archid
+    generations: int = 10
+    init_models: int = 10
+    mutations_per_parent: int = 1
+    crossovers: int = 5
+    random_mix: int = 5
+    max_unseen: int = 100
+    seed: int = 1
+    min_params: float = 1e6
+    max_params: float = 1e9
+    patience: int = 20
+    objectives: tuple[str, ...] = registry.DEFAULT
+    space: SearchSpace = field(default_factory=SearchSpace)
+    measure: MeasureSettings = field(default_factory=_search_measure)
+    screen: bool = False  # propose more, predict latency, measure only what could reach the front
+    screen_factor: int = 10  # proposals per generation, as a multiple of a plain generation's
+    screen_measure: float = 0.2  # measure at most this share of what a plain generation would
+    screen_explore: float = 0.1  # also measure this share (of those chosen) at random, for exploration
 
-
-@dataclass
-class Record(Candidate):
-    values: dict[str, float] = field(default_factory=dict)
-    cached: bool = False
-    eval_s: float = 0.0
-    timing_s: float = 0.0
-    walltime_s: float = 0.0  # search wall time when this evaluation finished
-
-
-@dataclass
-class FailedCandidate(Candidate):
-    reason: str = ""
-
-
-@dataclass
-class GenerationLog:
-    generation: int
-    evaluated: int
-    cached: int
-    pareto_size: int
-    hypervolume: float
-    new_on_front: list[str]
-    seconds: float
-    screening: dict[str, Any] | None = None  # proposed, measured, the model and its error on this generation
-
-
-@dataclass
-class SearchState:
-    generation: int  # the generation being evaluated (1-based)
-    pending: list[Candidate]  # its candidates not yet evaluated, in order
-    records: list[Record]
-    rng_state: list[Any]
-    elapsed_s: float = 0.0
-    bounds: dict[str, float] | None = None  # hypervolume normalization, fixed after generation 1
-    log: list[GenerationLog] = field(default_factory=list)
-    finished: bool = False
-    screened: list[Candidate] = field(default_factory=list)  # predicted, not measured
-    screening: dict[str, Any] | None = None  # how the pending generation was chosen
-    failed: list[FailedCandidate] = field(default_factory=list)  # could not be evaluated, with the reason
-    machines: dict[str, Any] | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchState:
-        return cls(
-            generation=data["generation"],
-            pending=[Candidate(**c) for c in data["pending"]],
-            records=[Record(**r) for r in data["records"]],
-            rng_state=data["rng_state"],
-            elapsed_s=data["elapsed_s"],
-            bounds=data["bounds"],
-            log=[GenerationLog(**g) for g in data["log"]],
-            finished=data["finished"],
-            screened=[Candidate(**c) for c in data.get("screened", [])],
-            screening=data.get("screening"),
-            failed=[FailedCandidate(**c) for c in data.get("failed", [])],
-            machines=data.get("machines"),
-        )
-
-
-def _rng_from(state: list[Any]) -> random.Random:
-    rng = random.Random()
-    version, internal, gauss = state
-    rng.setstate((version, tuple(internal), gauss))
-    return rng
-
-
-def _rng_state(rng: random.Random) -> list[Any]:
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
+    def __post_init__(self) -> None:
+        at_least(self, 1, "generations", "init_models", "max_unseen", "patience")
+        at_least(self, 0, "mutations_per_parent", "crossovers", "random_mix", "min_params")
+        positive(self, "max_params")
+        if self.generations > 1 and self.mutations_per_parent + self.crossovers + self.random_mix == 0:
+            raise ConfigError(
+                ["mutations_per_parent", "crossovers", "random_mix"],
+                "{0}, {1} and {2} are all 0: generations after the first would be empty",
+            )
+        if self.min_params > self.max_params:
+            raise ConfigError(
+                ["min_params", "max_params"],
+                f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
+            )
+        registry.check(self.objectives)
+        at_least(self, 2, "screen_factor")
+        if not 0 <= self.screen_explore <= 1:
+            raise invalid("screen_explore", "must be between 0 and 1", self.screen_explore)
+        if not 0 < self.screen_measure <= 1:
+            raise invalid("screen_measure", "must be greater than 0 and at most 1", self.screen_measure)
+        unpredictable = [
+            o for o in self.objectives if registry.get(o).kind == "measured" and o not in registry.PREDICTABLE
+        ]
+        if self.screen and unpredictable:
+            raise ConfigError(
+                ["screen", "objectives"],
+                f"{{0}} predicts latencies only, and {{1}} has {', '.join(unpredictable)}: drop it, or screening",
+            )
+        largest = self.space.extreme(largest=True)
+        for name in self.objectives:
+            if registry.get(name).unavailable(largest, self.measure):
+                raise ConfigError(
+                    ["measure.decode_context", "space.n_positions"],
+                    f"{{0}} ({self.measure.decode_context}) leaves no room for a new token within {{1}} "
+                    f"({self.space.n_positions}), which {name} needs",
+                )
+        if self.measure.seq_len > self.space.n_positions:
+            raise ConfigError(
+                ["measure.seq_len", "space.n_positions"],
+                f"{{0}} ({self.measure.seq_len}) exceeds {{1}} ({self.space.n_positions})",
+            )
+        if not self.space.feasible(self.min_params, self.max_params):
+            lo, hi = self.space.params_range()
+            raise ConfigError(
+                ["min_params", "max_params"],
+                f"no architecture of the search space has between {self.min_params:g} and {self.max_params:g} "
+                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); widen {{0}}/{{1}}",
+            )
 
 
 class Search:
@@ -267,7 +246,7 @@ class Search:
         rng = random.Random(self.config.seed)
         population = self.sample(rng, self.config.init_models, set(), 1)
         assert population, "SearchConfig checks that some architecture meets the constraint"
-        return SearchState(generation=1, pending=population, records=[], rng_state=_rng_state(rng))
+        return SearchState(generation=1, pending=population, records=[], rng_state=rng_state(rng))
 
     def front(self, state: SearchState) -> list[Record]:
         """The Pareto front of everything evaluated so far, by the configured objectives."""
@@ -299,13 +278,12 @@ class Search:
         return hypervolume([points[i] for i in pareto_front(points)], [1.0] * len(self.config.objectives))
 
     def _bounds(self, records: list[Record]) -> dict[str, float]:
-        m = self.config.measure
         return registry.bounds(
             self.config.objectives,
             self.space.extreme(largest=True),
             self.config.max_params,
             [(Arch(**r.arch), r.values) for r in records],
-            registry.Shape(m.seq_len, m.batch_size, m.decode_context, full_logits=m.graph == "logits"),
+            self.config.measure,
         )
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -340,7 +318,9 @@ class Search:
                 hypervolume=self.hypervolume(state),
                 new_on_front=[r.archid for r in front if r.archid not in front_before],
                 seconds=sum(r.eval_s for r in this_gen),
-                screening=None if state.screening is None else {**state.screening, "error": _errors(this_gen)},
+                screening=None
+                if state.screening is None
+                else {**state.screening, "error": prediction_errors(this_gen)},
             )
             state.log = [g for g in state.log if g.generation != state.generation] + [entry]
             if state.generation >= c.generations:
@@ -390,7 +370,7 @@ class Search:
                 close()  # an interrupt: the executor abandons what is in flight
 
     def _next_generation(self, state: SearchState, front: list[Record]) -> None:
-        rng = _rng_from(state.rng_state)
+        rng = rng_from(state.rng_state)
         c = self.config
         nxt = state.generation + 1
         factor = c.screen_factor if self.screener else 1
@@ -403,60 +383,7 @@ class Search:
         population = population[: c.max_unseen * factor]
         state.pending, state.screening = population, None
         if self.screener is not None:
-            self._screen(state, front, population, rng)
+            policy = Policy(c.objectives, c.screen_factor, c.screen_measure, c.screen_explore)
+            screen(policy, self.screener, state, front, population, rng)
         state.generation = nxt
-        state.rng_state = _rng_state(rng)
-
-    def _screen(self, state: SearchState, front: list[Record], population: list[Candidate], rng: random.Random) -> None:
-        """Keep for measuring what could join the front, at most `screen_measure` of what a plain
-        generation would measure (the most promising by predicted hypervolume), and a random
-        exploration share; the rest is screened out with its prediction."""
-        assert self.screener is not None and state.bounds is not None
-        c = self.config
-        plain = math.ceil(len(population) / c.screen_factor)
-        most = max(1, round(plain * c.screen_measure))
-        try:
-            models = self.screener.fit(state.records)
-        except TooFewMeasurements as exc:  # not screened: a plain generation's worth, as a plain search would
-            state.pending = population[:plain]
-            state.screening = {"proposed": len(population), "measured": plain, "not_screened": str(exc)}
-            return
-        for candidate in population:
-            candidate.predicted = self.screener.predict(Arch(**candidate.arch))
-        margins = {name: stats["margin"] for name, stats in models.items()}
-        chosen = select(
-            [x.predicted or {} for x in population],
-            [r.values for r in front],
-            c.objectives,
-            state.bounds,
-            margins,
-            most,
-        )
-        rest = [i for i in range(len(population)) if i not in set(chosen)]
-        explore = sorted(rng.sample(rest, min(len(rest), math.ceil(c.screen_explore * max(len(chosen), 1)))))
-        keep = set(chosen) | set(explore)
-        state.pending = [x for i, x in enumerate(population) if i in keep]
-        state.screened += [x for i, x in enumerate(population) if i not in keep]
-        state.screening = {
-            "proposed": len(population),
-            "predicted": len(population),
-            "measured": len(state.pending),
-            "explored": len(explore),
-            "models": models,
-        }
-
-
-def _errors(records: list[Record]) -> dict[str, dict[str, float]]:
-    """Per predicted objective: the model's relative error on these records, predicted before measured."""
-    out: dict[str, dict[str, float]] = {}
-    names = {n for r in records if r.predicted for n in r.predicted if registry.get(n).kind == "measured"}
-    for name in sorted(names):
-        errors = sorted(
-            abs(r.predicted[name] - r.values[name]) / r.values[name]
-            for r in records
-            if r.predicted and name in r.predicted and r.values.get(name)
-        )
-        if errors:
-            p90 = errors[max(0, math.ceil(0.9 * len(errors)) - 1)]
-            out[name] = {"n": len(errors), "median": statistics.median(errors), "p90": p90}
-    return out
+        state.rng_state = rng_state(rng)

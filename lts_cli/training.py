@@ -25,22 +25,57 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from transformers import TrainerCallback
+from typing import Any, Literal
 
 from lts_cli import folders, workspace
-from lts_cli.config import TrainConfig, as_plain
-from lts_cli.data import Corpus, block_count, blocks_dataset, embedded_corpus, files_corpus, hub_corpus, tokenize
-from lts_cli.errors import LtsError
+from lts_cli.config import as_plain, at_least, positive
+from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, tokenize
+from lts_cli.errors import ConfigError, LtsError, invalid
 from lts_cli.gallery import Resolved
-from lts_cli.modeling import generation_defaults, gpt2_config, model_id_for, save_tokenizer, write_card
+from lts_cli.modeling import gpt2_config, model_id_for, save_tokenizer, write_card
+from lts_cli.sampling import generation_defaults
 from lts_cli.space import GPT2_EOS_ID, GPT2_VOCAB_SIZE, Arch
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 METRICS_FILE = workspace.TRAINED_MARKER  # written last into a finished model folder
 SIGNATURE_FILE = workspace.TRAINING_MARKER  # the settings of an unfinished training, in its work folder
 CHECKPOINT_RECORD = "lts-checkpoint.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training with the Hugging Face Trainer; defaults are the published ones (configs/train.yaml)."""
+
+    max_steps: int = 30000
+    batch_size: int = 64  # per device
+    gradient_accumulation_steps: int = 1
+    seq_len: int = 1024
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = 150
+    max_grad_norm: float = 1.0
+    dropout: float = 0.1
+    eval_every: int = 500
+    eval_batches: int = 0  # batches of the validation and test splits evaluated; 0: all
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 42
+    threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "max_steps", "batch_size", "gradient_accumulation_steps", "seq_len", "eval_every")
+        at_least(self, 1, "save_every", "log_every", "keep_checkpoints")
+        positive(self, "lr")
+        at_least(self, 0, "weight_decay", "warmup_steps", "max_grad_norm", "eval_batches", "threads")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise invalid(name, "must be in [0, 1)", getattr(self, name))
+        if not 0 <= self.dropout < 1:
+            raise invalid("dropout", "must be in [0, 1)", self.dropout)
 
 
 @dataclass
@@ -50,22 +85,33 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def select_corpus(data: Path | None, dataset: str | None, text_field: str) -> Corpus:
-    if data is not None and dataset is not None:
-        raise LtsError("give --data or --dataset, not both")
-    if data is not None:
-        return files_corpus(data, text_field)
-    if dataset is not None:
-        return hub_corpus(dataset, text_field)
-    return embedded_corpus()
-
-
 def is_main_process() -> bool:
     return _rank()[0] == 0
 
 
 def _rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def train_reference(
+    ref: str,
+    config: TrainConfig,
+    corpus: CorpusOptions,
+    name: str | None = None,
+    restart: bool = False,
+    on_event: OnEvent | None = None,
+) -> TrainResult:
+    """`lts train REF`: the architecture `ref` names (references.architecture), remembered in the
+    workspace, trained on the corpus the options choose."""
+    from lts_cli.references import architecture
+    from lts_cli.store import open_store
+
+    if name is not None:
+        workspace.check_name(name)
+    with open_store() as store:
+        target = architecture(ref, store)
+        store.put_arch(target.arch, "train")
+    return train(target, config, corpus.load(), name, restart, on_event)
 
 
 def train(
@@ -91,9 +137,10 @@ def train(
     final, work = models / model_id, models / f".{model_id}.training"
     folders.check_replaceable(final, METRICS_FILE, "a model trained by lts", force=True)
     if final.exists() and not restart and not work.exists():
-        raise LtsError(
-            f"{model_id} is trained already ({final}); --restart trains it again "
-            "(the old model stays until the new one is done), or --name trains another copy"
+        raise ConfigError(
+            ["restart", "name"],
+            f"{model_id} is trained already ({final}); {{0}} trains it again "
+            "(the old model stays until the new one is done), or {1} trains another copy",
         )
     if work.exists() and not (work / SIGNATURE_FILE).is_file():
         raise LtsError(f"{work} is not an lts training folder (no {SIGNATURE_FILE}); nothing was touched; move it away")
@@ -160,7 +207,7 @@ def train(
         ddp_backend=None if cuda or world == 1 else "gloo",
     )
     tokens_per_step = config.batch_size * config.gradient_accumulation_steps * config.seq_len * world
-    progress = _Progress(emit, tokens_per_step, work if rank == 0 else None)
+    progress = _progress(emit, tokens_per_step, work if rank == 0 else None)
     trainer = transformers.Trainer(
         model=model,
         args=args,
@@ -214,7 +261,7 @@ def _evaluated(tokens: Any, config: TrainConfig) -> Any:
 
 def _check(arch: Arch, config: TrainConfig) -> None:
     if config.seq_len > arch.n_positions:
-        raise LtsError(f"--seq-len {config.seq_len} exceeds the model's n_positions ({arch.n_positions})")
+        raise ConfigError(["seq_len"], f"{{0}} {config.seq_len} exceeds the model's n_positions ({arch.n_positions})")
     if arch.vocab_size < GPT2_VOCAB_SIZE:
         raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {GPT2_VOCAB_SIZE}")
 
@@ -339,8 +386,9 @@ With lts: `lts generate {model_id} "ROMEO:"`, and `lts export {model_id} --quant
     write_card(folder, model_id, arch, about, facts, use)
 
 
-class _Progress(TrainerCallback):
-    """Trainer callback -> lts events (step, loss, tokens/s, evaluations); remembers the untrained loss."""
+class _Progress:
+    """Trainer events -> lts events (step, loss, tokens/s, evaluations); remembers the untrained loss.
+    A TrainerCallback once made by `_progress`."""
 
     def __init__(self, emit: OnEvent, tokens_per_step: int, work: Path | None) -> None:
         self.emit = emit
@@ -395,3 +443,13 @@ class _Progress(TrainerCallback):
     def initial_val_loss(self) -> float | None:
         path = self.work / "initial.json" if self.work else None
         return json.loads(path.read_text())["val_loss"] if path and path.is_file() else None
+
+
+def _progress(emit: OnEvent, tokens_per_step: int, work: Path | None) -> Any:
+    """A `_Progress` that is also a transformers TrainerCallback (transformers loads only to train)."""
+    from transformers import TrainerCallback
+
+    class Callback(_Progress, TrainerCallback):
+        pass
+
+    return Callback(emit, tokens_per_step, work)

@@ -147,23 +147,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type: ignore[no-untyped-def]
-    """A deterministic stand-in for Evaluator.measure (latency ~ FLOPs), so fronts are reproducible;
-    `interrupt_after` measurements it raises KeyboardInterrupt (Ctrl-C)."""
-    from lts_cli import evaluation
-    from lts_cli.objectives import Shape, get
+    """A deterministic stand-in for measuring.measure (latency ~ FLOPs), so fronts are reproducible;
+    `interrupt_after` measurements it raises KeyboardInterrupt (Ctrl-C). Patch it in with
+    `monkeypatch.setattr(measurer, "measure", fake_measure(calls))`."""
+    from lts_cli import measuring
+    from lts_cli.objectives import REGISTRY
 
-    def measure(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+    def measure(arch, settings, kind="prefill", fingerprint=None, progress=None):  # type: ignore[no-untyped-def]
         if interrupt_after is not None and len(calls) == interrupt_after:
             raise KeyboardInterrupt
         calls.append(arch.archid)
-        name = "onnx_latency" if kind == "prefill" else "decode_latency"
-        shape = Shape(self.settings.seq_len, self.settings.batch_size, self.settings.decode_context)
-        latency = get(name).proxy(arch, shape) / 1e9
-        return evaluation.Measurement(
+        latency = next(o for o in REGISTRY.values() if o.source == kind).grows_with(arch, settings) / 1e9
+        return measuring.Measurement(
             archid=arch.archid,
             arch=arch.to_dict(),
-            settings=self.settings.prefill_key() if kind == "prefill" else self.settings.decode_key(),
-            fingerprint=self.fingerprint,
+            settings=settings.key(kind),
+            fingerprint=fingerprint or {},
             non_embedding_params=arch.non_embedding_params,
             latency_s=latency,
             latency_mean_s=latency,

@@ -73,15 +73,15 @@ def profile_json(run_cli, *args: str) -> tuple[dict, str]:
 
 def test_profile_inline_arch_then_cache_then_no_cache(run_cli) -> None:
     first, note = profile_json(run_cli, "--arch", TINY, *TINY_FAST)
-    assert "decode_latency left out" in note and "--decode-context 63" in note  # 512 does not fit 64 positions
+    assert "decode_latency left out" in note and "at most 63" in note  # a context of 512 does not fit 64 positions
     p = first["prefill"]
     assert first["cached"] is False and p["runs"] == 3 and first["decode"] is None
     assert first["objectives"]["onnx_latency"] == p["latency_s"] > 0 and p["latency_mean_s"] > 0
     assert p["settings"]["seq_len"] == 16 and first["published"] is None
     assert first["objectives"]["onnx_memory"] == p["memory_mib"] == p["file_bytes"] / 2**20
     assert first["kinds"] == {
-        "non_embedding_params": "exact", "total_params": "exact", "onnx_latency": "measured",
-        "onnx_memory": "exact", "onnx_memory_int8": "exact", "peak_rss": "measured",
+        "non_embedding_params": "exact", "total_params": "exact", "forward_flops": "exact",
+        "onnx_latency": "measured", "onnx_memory": "exact", "onnx_memory_int8": "exact", "peak_rss": "measured",
     }  # fmt: skip
 
     again, note = profile_json(run_cli, "--arch", TINY, *TINY_FAST)
@@ -191,7 +191,8 @@ def test_unknown_config_key(run_cli, tmp_path: Path) -> None:
 
 
 def test_seq_len_beyond_positions(run_cli) -> None:
-    assert_user_error(run_cli("profile", "--arch", TINY, "--seq-len", "65"), "exceeds the model's n_positions (64)")
+    result = run_cli("profile", "--arch", TINY, "--seq-len", "65")
+    assert_user_error(result, "--seq-len 65 exceeds the model's n_positions (64); use --seq-len 64 or less", code=2)
 
 
 def test_unwritable_home(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

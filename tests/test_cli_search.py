@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lts_cli import evaluation, workspace
+from lts_cli import measurer, workspace
 from tests.conftest import TINY_SEARCH, assert_user_error, fake_measure
 
 
@@ -24,13 +24,13 @@ def tiny(tmp_path: Path) -> Path:
 @pytest.fixture
 def count_measures(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = evaluation.Evaluator.measure
+    real = measurer.measure
 
-    def counting(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+    def counting(arch, settings, kind, fingerprint, progress=None):  # type: ignore[no-untyped-def]
         calls.append(arch.archid)
-        return real(self, arch, kind, progress)
+        return real(arch, settings, kind, fingerprint, progress)
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", counting)
+    monkeypatch.setattr(measurer, "measure", counting)
     return calls
 
 
@@ -98,20 +98,20 @@ def test_search_writes_every_output(run_cli, tiny: Path, lts_home: Path, count_m
 
 def test_ctrl_c_then_resume(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     reference_calls: list[str] = []
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(reference_calls))
+    monkeypatch.setattr(measurer, "measure", fake_measure(reference_calls))
     monkeypatch.setenv("LTS_HOME", str(tmp_path / "reference-home"))
     expected = json.loads(search(run_cli, "--config", str(tiny), "--name", "ref", "--no-plots", "--json").stdout)
 
     monkeypatch.setenv("LTS_HOME", str(tmp_path / "fresh-home"))  # an empty cache
     calls: list[str] = []
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(calls, interrupt_after=4))
+    monkeypatch.setattr(measurer, "measure", fake_measure(calls, interrupt_after=4))
     stopped = search(run_cli, "--config", str(tiny), "--name", "cut", "--no-plots")
     assert stopped.exit_code == 130
     assert "lts search --resume cut" in stopped.stderr and "Traceback" not in stopped.stderr
     partial = search(run_cli, "show", "cut")  # generation 1 (3 archs) finished before the interrupt
     assert partial.exit_code == 0 and "incomplete" in partial.stdout
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(calls))
+    monkeypatch.setattr(measurer, "measure", fake_measure(calls))
     resumed = search(run_cli, "--resume", "cut", "--json")
     assert resumed.exit_code == 0, resumed.stderr
     final = json.loads(resumed.stdout)
@@ -145,11 +145,11 @@ def test_bad_search_input(run_cli, tiny: Path, tmp_path: Path, lts_home: Path) -
 def test_run_folder_deleted_mid_run(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, lts_home: Path) -> None:
     real = fake_measure([])
 
-    def deleting(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+    def deleting(arch, settings, kind, fingerprint, progress=None):  # type: ignore[no-untyped-def]
         shutil.rmtree(lts_home / "runs" / "gone", ignore_errors=True)
-        return real(self, arch, kind, progress)
+        return real(arch, settings, kind, fingerprint, progress)
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", deleting)
+    monkeypatch.setattr(measurer, "measure", deleting)
     result = search(run_cli, "--config", str(tiny), "--name", "gone", "--no-plots")
     assert_user_error(result, "was deleted while the search was running")
     assert not (lts_home / "runs" / "gone").exists()  # not silently recreated
@@ -168,7 +168,7 @@ def test_full_disk_while_writing_a_generation(
         real_write(path, data)
 
     monkeypatch.setattr(workspace, "atomic_write_bytes", filling)
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure([]))
+    monkeypatch.setattr(measurer, "measure", fake_measure([]))
     result = search(run_cli, "--config", str(tiny), "--name", "full", "--no-plots")
     assert_user_error(result, "No space left on device", "free some space", "lts search --resume full")
     run = lts_home / "runs" / "full"

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lts_cli.config import MeasureSettings, SearchConfig, load_config, load_mapping
+from lts_cli.config import load, load_mapping
 from lts_cli.errors import LtsError
+from lts_cli.search import SearchConfig
+from lts_cli.settings import MeasureSettings
 
 ROOT = Path(__file__).parent.parent
 
@@ -22,7 +24,7 @@ def test_configs_profile_yaml_mirrors_the_defaults() -> None:
 def test_flags_override_file_override_defaults(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text("seq_len: 192\ntrials: 7\n")
-    settings = load_config(MeasureSettings, path, trials=3, threads=None)
+    settings = load(MeasureSettings, path, trials=3, threads=None)
     assert (settings.seq_len, settings.trials, settings.threads) == (192, 3, 1)
 
 
@@ -42,7 +44,7 @@ def test_bad_files_are_named(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(LtsError) as info:
-        load_config(MeasureSettings, path)
+        load(MeasureSettings, path)
     assert str(path) in str(info.value) and fragment in str(info.value)
 
 
@@ -78,7 +80,7 @@ def test_configs_search_yaml_mirrors_the_defaults() -> None:
 def test_search_config_sections_merge_with_defaults(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("generations: 3\nmin_params: 1e5\nspace:\n  n_head: [4]\nmeasure:\n  seq_len: 128\n")
-    config = load_config(SearchConfig, path, **{"measure.trials": 9, "seed": 7})
+    config = load(SearchConfig, path, measure={"trials": 9}, seed=7)
     assert (config.generations, config.seed, config.min_params) == (3, 7, 1e5)
     assert config.space.n_head == (4,) and config.space.d_model == tuple(range(128, 961, 64))
     assert (config.measure.seq_len, config.measure.trials, config.measure.adaptive) == (128, 9, True)
@@ -100,5 +102,5 @@ def test_bad_search_files_are_named(tmp_path: Path, text: str, fragment: str) ->
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(LtsError) as info:
-        load_config(SearchConfig, path)
+        load(SearchConfig, path)
     assert str(path) in str(info.value) and fragment in str(info.value), str(info.value)

@@ -113,9 +113,9 @@ def test_models_rm_lists_everything_and_keeps_a_users_file(run_cli, tiny_model: 
 
 
 def test_search_rm_keeps_a_users_file(run_cli, lts_home: Path, tmp_path: Path, monkeypatch) -> None:
-    from lts_cli import evaluation
+    from lts_cli import measurer
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure([]))
+    monkeypatch.setattr(measurer, "measure", fake_measure([]))
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
     assert run_cli("search", "--config", str(config), "--name", "r", "--no-plots").exit_code == 0

@@ -12,9 +12,9 @@ import torch
 import transformers
 
 from lts_cli import gpt2_onnx
-from lts_cli.config import MeasureSettings
 from lts_cli.modeling import gpt2_config
 from lts_cli.runtime import InMemorySession
+from lts_cli.settings import MeasureSettings
 from lts_cli.space import Arch
 
 TINY = [

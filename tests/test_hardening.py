@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lts_cli import evaluation
+from lts_cli import measurer
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 from lts_cli.store import SCHEMA_VERSION, Store
@@ -87,11 +87,11 @@ def test_search_only_prunes_pareto_files_it_wrote(run_cli, lts_home: Path, tmp_p
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
     calls: list[str] = []
-    monkeypatch.setattr(evaluation.Evaluator, "measure", make(calls, interrupt_after=4))  # in generation 2
+    monkeypatch.setattr(measurer, "measure", make(calls, interrupt_after=4))  # in generation 2
     assert run_cli("search", "--config", str(config), "--name", "r", "--no-plots").exit_code == 130
     pareto = lts_home / "runs" / "r" / "pareto"
     (pareto / "my-favourite.json").write_text("{}")
-    monkeypatch.setattr(evaluation.Evaluator, "measure", make(calls))
+    monkeypatch.setattr(measurer, "measure", make(calls))
     assert run_cli("search", "--resume", "r", "--no-plots").exit_code == 0  # rewrites pareto/
     assert (pareto / "my-favourite.json").read_text() == "{}"
 
@@ -106,9 +106,9 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     import transformers
 
     from lts_cli import training
-    from lts_cli.config import TrainConfig
-    from lts_cli.data import embedded_corpus
+    from lts_cli.corpus import embedded_corpus
     from lts_cli.references import architecture as resolve
+    from lts_cli.training import TrainConfig
 
     arch = tmp_path / "tiny.json"
     arch.write_text(json.dumps(TINY_ARCH))
@@ -249,7 +249,7 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path, monkeypatc
 @pytest.fixture
 def fake_measure(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    monkeypatch.setattr(evaluation.Evaluator, "measure", make(calls))
+    monkeypatch.setattr(measurer, "measure", make(calls))
     return calls
 
 
@@ -266,13 +266,13 @@ def test_a_search_that_fails_before_evaluating_anything_frees_its_name(
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
 
-    def failing(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+    def failing(arch, settings, kind, fingerprint, progress=None):  # type: ignore[no-untyped-def]
         raise LtsError("the measuring machine is on fire")
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", failing)
+    monkeypatch.setattr(measurer, "measure", failing)
     assert_user_error(run_cli("search", "--config", str(config), "--name", "n"), "on fire")
     assert not (lts_home / "runs" / "n").exists()
-    monkeypatch.setattr(evaluation.Evaluator, "measure", make([]))
+    monkeypatch.setattr(measurer, "measure", make([]))
     done = run_cli("search", "--config", str(config), "--name", "n", "--no-plots")
     assert done.exit_code == 0, done.stderr
 

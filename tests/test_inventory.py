@@ -24,10 +24,10 @@ def test_rm_refuses_what_lts_did_not_make(run_cli, lts_home: Path) -> None:
 
 
 def test_search_rm(run_cli, lts_home: Path, tmp_path: Path, monkeypatch) -> None:
-    from lts_cli import evaluation
+    from lts_cli import measurer
     from tests.conftest import TINY_SEARCH, fake_measure
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure([]))
+    monkeypatch.setattr(measurer, "measure", fake_measure([]))
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
     assert run_cli("search", "--config", str(config), "--name", "old", "--no-plots").exit_code == 0

@@ -7,8 +7,8 @@ import statistics
 import pytest
 
 from lts_cli import machine, measuring
-from lts_cli.config import MeasureSettings
 from lts_cli.measuring import PeakRss, latency_stats, t_975, time_runs
+from lts_cli.settings import MeasureSettings
 
 
 def test_t_quantiles_match_the_table() -> None:
@@ -20,13 +20,13 @@ def test_t_quantiles_match_the_table() -> None:
 def test_latency_stats_by_hand() -> None:
     times = [0.10, 0.12, 0.11, 0.30, 0.10]
     stats = latency_stats(times)
-    assert stats["median"] == 0.11
-    assert stats["mean"] == pytest.approx(0.146)
+    assert stats.median == 0.11
+    assert stats.mean == pytest.approx(0.146)
     sd = ((0.046**2 + 0.026**2 + 0.036**2 + 0.154**2 + 0.046**2) / 4) ** 0.5
-    assert stats["cv"] == pytest.approx(sd / 0.146)
-    assert stats["ci95_rel"] == pytest.approx(t_975(4) * sd / 5**0.5 / 0.146)
-    assert (stats["min"], stats["max"], stats["n"]) == (0.10, 0.30, 5)
-    assert latency_stats([0.2])["ci95_rel"] is None
+    assert stats.cv == pytest.approx(sd / 0.146)
+    assert stats.ci95_rel == pytest.approx(t_975(4) * sd / 5**0.5 / 0.146)
+    assert (stats.min, stats.max, stats.n) == (0.10, 0.30, 5)
+    assert latency_stats([0.2]).ci95_rel is None
 
 
 def fake_clock(monkeypatch: pytest.MonkeyPatch, durations: list[float]) -> list[int]:

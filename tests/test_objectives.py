@@ -11,9 +11,9 @@ import pytest
 
 from lts_cli import gpt2_onnx
 from lts_cli import objectives as registry
-from lts_cli.config import SearchConfig
 from lts_cli.errors import LtsError
 from lts_cli.plots import plot_names
+from lts_cli.search import SearchConfig
 from lts_cli.space import Arch
 from tests.conftest import TINY_ARCH, TINY_SEARCH, assert_user_error
 
@@ -57,17 +57,17 @@ def test_int8_size_of_a_published_architecture() -> None:
 
 
 def test_a_search_on_chosen_objectives(run_cli, tmp_path: Path, lts_home: Path, monkeypatch) -> None:
-    from lts_cli import evaluation
+    from lts_cli import measurer
     from tests.conftest import fake_measure
 
     kinds: list[str] = []
     real = fake_measure([])
 
-    def measure(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
+    def measure(arch, settings, kind, fingerprint, progress=None):  # type: ignore[no-untyped-def]
         kinds.append(kind)
-        return real(self, arch, kind, progress)
+        return real(arch, settings, kind, fingerprint, progress)
 
-    monkeypatch.setattr(evaluation.Evaluator, "measure", measure)
+    monkeypatch.setattr(measurer, "measure", measure)
     config = tmp_path / "s.yaml"
     config.write_text(TINY_SEARCH)
     chosen = "non_embedding_params,decode_latency,onnx_memory"
@@ -91,16 +91,18 @@ def test_a_search_on_chosen_objectives(run_cli, tmp_path: Path, lts_home: Path, 
     assert "decode s" in shown.stdout and "memory MiB" in shown.stdout and "latency s" not in shown.stdout
 
 
-def test_only_needed_measurements_are_made(tmp_path: Path) -> None:
-    from lts_cli import evaluation
-    from lts_cli.config import MeasureSettings
+def test_only_needed_measurements_are_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lts_cli import measurer
+    from lts_cli.settings import MeasureSettings
+    from lts_cli.store import open_store
 
-    class Refusing(evaluation.Evaluator):
-        def evaluate(self, arch, kind="prefill", progress=None):  # type: ignore[no-untyped-def]
-            raise AssertionError("no measurement expected")
+    def refusing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("no measurement expected")
 
+    monkeypatch.setattr(measurer, "measure", refusing)
     arch = Arch(**TINY_ARCH)
-    exact = evaluation.evaluate(Refusing(MeasureSettings()), arch, ("non_embedding_params", "onnx_memory_int8"))
+    with open_store() as store:
+        exact = measurer.Measurer(MeasureSettings(), ("non_embedding_params", "onnx_memory_int8"), store).evaluate(arch)
     assert exact.prefill is None and exact.decode is None
     assert exact.values["onnx_memory_int8"] == gpt2_onnx.file_size(arch, dtype="int8") / 2**20
 

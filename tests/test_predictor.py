@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lts_cli import evaluation, predictor, rankstats
-from lts_cli.config import SearchConfig
+from lts_cli import measurer, predictor, rankstats
 from lts_cli.errors import TooFewMeasurements
+from lts_cli.search import SearchConfig
 from lts_cli.space import Arch, SearchSpace
 from tests.conftest import assert_user_error, fake_measure
 
-SETTINGS = SearchConfig().measure.prefill_key()
+SETTINGS = SearchConfig().measure.key("prefill")
 
 
 def test_nnls_finds_the_non_negative_solution() -> None:
@@ -39,13 +39,13 @@ def test_the_fit_recovers_known_coefficients() -> None:
     rows = [(a, float(predictor.features(a, "prefill", SETTINGS) @ truth)) for a in archs]
     model = predictor.fit(rows, "prefill", SETTINGS)
     assert np.allclose(model.coef, truth, rtol=1e-6, atol=1e-15)
-    assert model.cv_p90 < 1e-6 and model.margin == predictor.MIN_MARGIN
+    assert model.expected.p90 < 1e-6 and model.margin == predictor.MIN_MARGIN
     held = predictor.held_out(rows, "prefill", SETTINGS, train=20)
-    assert held["spearman"] == pytest.approx(1.0) and held["p90_abs_error"] < 1e-6
+    assert held.spearman == pytest.approx(1.0) and held.errors.p90 < 1e-6
 
 
 def test_decode_features_are_fitted_too() -> None:
-    settings = {**SearchConfig().measure.decode_key()}
+    settings = {**SearchConfig().measure.key("decode")}
     archs = [SearchSpace().sample(random.Random(i)) for i in range(30)]
     truth = np.array([3e-11, 2e-11, 1e-11, 0, 1e-9, 1e-10, 1e-4, 2e-4])
     rows = [(a, float(predictor.features(a, "decode", settings) @ truth)) for a in archs]
@@ -84,7 +84,7 @@ SCREENED = ["--generations", "4", "--screen", "--no-plots", "--seq-len", "256"]
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def install(calls: list[str], interrupt_after: int | None = None) -> None:
-        monkeypatch.setattr(evaluation.Evaluator, "measure", fake_measure(calls, interrupt_after))
+        monkeypatch.setattr(measurer, "measure", fake_measure(calls, interrupt_after))
 
     return install
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lts_cli import proxy, rankstats
-from lts_cli.config import SearchConfig
-from lts_cli.errors import UsageError
+from lts_cli.errors import ConfigError
+from lts_cli.search import SearchConfig
 from lts_cli.space import SearchSpace
 from tests.conftest import assert_user_error
 
@@ -57,7 +57,7 @@ def test_the_sample_spans_the_parameter_range() -> None:
     ]
     assert params[0] < edges[2] and params[-1] > edges[6]  # not clustered at one end
     tiny = SearchConfig(space=SearchSpace(n_layer=(1,), d_model=(64,), d_inner=(64,), n_head=(2,)), min_params=0)
-    with pytest.raises(UsageError, match="only 1 architectures"):
+    with pytest.raises(ConfigError, match="only 1 architectures"):
         proxy.spread_sample(4, tiny)
 
 
@@ -127,7 +127,7 @@ def test_a_tiny_proxy_run_caches_and_resumes(
 
 
 def test_bad_proxy_input(run_cli, tmp_path: Path) -> None:
-    assert_user_error(run_cli("proxy"), "one of --run RUN, --archs ID..., --sample N", code=2)
+    assert_user_error(run_cli("proxy"), "one of --run, --archs, --sample", code=2)
     assert_user_error(run_cli("proxy", "--archs", "gpt2_a9e3,gpt2_80fa,gpt2_ddf6"), "at least 4 architectures", code=2)
     assert_user_error(run_cli("proxy", "--run", "nowhere"), "no search run named 'nowhere'")
     space = tmp_path / "space.yaml"
@@ -141,7 +141,7 @@ def test_a_run_without_measurements_and_a_corpus_shorter_than_a_block(
     import random
 
     from lts_cli.runs import RunFolder
-    from lts_cli.search import SearchState
+    from lts_cli.search_state import SearchState
 
     RunFolder.create("fresh", SearchConfig(), SearchState(1, [], [], list(random.Random(0).getstate())))
     assert_user_error(run_cli("proxy", "--run", "fresh"), "'fresh' has evaluated no architecture yet", "--resume fresh")

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from lts_cli import distributed
-from lts_cli.config import MeasureSettings, SearchConfig
 from lts_cli.errors import LtsError
-from lts_cli.evaluation import Measurement, combine
 from lts_cli.machine import fingerprint
-from lts_cli.runs import same_machines
-from lts_cli.search import Measured, Search
+from lts_cli.measurer import Measurer, Where, evaluation
+from lts_cli.measuring import Measurement
+from lts_cli.predictor import Screener
+from lts_cli.search import Measured, Search, SearchConfig
+from lts_cli.searching import same_machines
+from lts_cli.settings import MeasureSettings
 from lts_cli.space import Arch, SearchSpace
 from lts_cli.store import open_store
 from tests.conftest import assert_user_error
@@ -68,7 +70,7 @@ def fake_latency(arch: Arch) -> float:
 def fake_measurement(arch: Arch, settings: MeasureSettings, fp: dict[str, Any]) -> Measurement:
     t = fake_latency(arch)
     return Measurement(
-        archid=arch.archid, arch=arch.to_dict(), settings=settings.prefill_key(), fingerprint=fp,
+        archid=arch.archid, arch=arch.to_dict(), settings=settings.key("prefill"), fingerprint=fp,
         non_embedding_params=arch.non_embedding_params, latency_s=t, latency_mean_s=t, latency_cv=0.0,
         latency_ci95_rel=None, latency_min_s=t, runs=1, stop="fixed", memory_mib=0.0, file_bytes=0,
         peak_rss_mib=1.0, peak_rss_method="fake", build_s=0.0, session_s=0.0, timing_s=0.01, load_avg=0.0,
@@ -105,13 +107,17 @@ def probe_without_lts() -> dict:
 
 
 def local_evaluate(arch: Arch) -> Measured:
-    return Measured(
-        combine(arch, CONFIG.objectives, fake_measurement(arch, CONFIG.measure, fingerprint()), None).values
-    )
+    made = {"prefill": fake_measurement(arch, CONFIG.measure, fingerprint())}
+    return Measured(evaluation(arch, CONFIG.measure, CONFIG.objectives, made).values)  # type: ignore[arg-type]
 
 
-def executor(store: Any, **kwargs: Any) -> distributed.RayExecutor:
-    return distributed.RayExecutor(CONFIG.measure, CONFIG.objectives, store, "search:test", task=fake_task, **kwargs)
+def executor(
+    store: Any, use_cache: bool = True, target: str | None = None, runtime_env: dict[str, Any] | None = None
+) -> Measurer:
+    """The measurement service on the test's Ray instance, with the fake measuring task."""
+    cluster = distributed.RayCluster(None, target, task=fake_task, runtime_env=runtime_env)
+    where = Where("ray", target=target)
+    return Measurer(CONFIG.measure, CONFIG.objectives, store, where, use_cache, "search:test", cluster=cluster)
 
 
 def by_generation(state: Any) -> list[set[str]]:
@@ -177,7 +183,7 @@ def test_an_interrupted_ray_search_resends_only_what_was_not_measured(cluster: A
     with open_store() as store:
         with pytest.raises(KeyboardInterrupt):
             Search(CONFIG, executor(store, runtime_env=env)).run(on_event=stop_after_four)
-        from lts_cli.search import SearchState
+        from lts_cli.search_state import SearchState
 
         resumed = Search(CONFIG, executor(store, runtime_env=env)).run(SearchState.from_dict(saved["state"]))
     assert by_generation(resumed) == by_generation(uninterrupted)
@@ -210,11 +216,11 @@ def test_other_versions_and_other_hardware_are_refused(cluster: Any, monkeypatch
         {"host": "a", "versions": real, "fingerprint": fingerprint(), "node": "n1", "slots": 1},
         {"host": "b", "versions": real, "fingerprint": arm, "node": "n2", "slots": 1},
     ]
-    monkeypatch.setattr(distributed.RayExecutor, "_probe", lambda self: two)
+    monkeypatch.setattr(distributed.RayCluster, "_probe", lambda self: two)
     with open_store() as store:
         with pytest.raises(LtsError, match=r"are different machines .*--target LABEL"):
             executor(store)
-        assert executor(store, target="edge").slots == 2  # a named target: the user declared them alike
+        assert executor(store, target="edge").cluster.slots == 2  # a named target: the user declared them alike
 
 
 def test_a_run_resumes_only_on_the_machines_it_started_on() -> None:
@@ -279,12 +285,10 @@ def test_lts_search_and_profile_measure_on_ray_slots(cluster: Any, run_cli, tmp_
 def test_a_screened_search_on_ray_learns_from_the_workers_measurements(cluster: Any) -> None:
     import dataclasses
 
-    from lts_cli.evaluation import StoreScreener
-
     config = dataclasses.replace(CONFIG, screen=True, generations=4, screen_factor=3)
     with open_store() as store:
         remote = executor(store)
-        state = Search(config, remote, screener=StoreScreener(remote.evaluators[0], config.objectives)).run()
+        state = Search(config, remote, screener=Screener(remote)).run()
     screened = [g.screening for g in state.log if g.screening and "models" in g.screening]
     assert screened and screened[-1]["models"]["onnx_latency"]["n"] >= 8  # fitted on what the workers measured
     assert not {x.archid for x in state.screened} & {r.archid for r in state.records}

@@ -7,9 +7,8 @@ import zlib
 
 import pytest
 
-from lts_cli.config import SearchConfig
 from lts_cli.errors import LtsError
-from lts_cli.search import Measured, Search, SearchState
+from lts_cli.search import Measured, Search, SearchConfig, SearchState
 from lts_cli.space import Arch, SearchSpace, forward_flops
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from lts_cli import training
-from lts_cli.config import TrainConfig
-from lts_cli.data import embedded_corpus
+from lts_cli.corpus import embedded_corpus
 from lts_cli.errors import LtsError
 from lts_cli.references import architecture as resolve
+from lts_cli.training import TrainConfig
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
 pytestmark = pytest.mark.slow  # trains or exports models
@@ -144,8 +144,10 @@ def test_bad_training_input(run_cli, lts_home: Path, tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("Only a few words here.")
     assert_user_error(run_cli("train", arch, "--data", str(short), "--seq-len", "64"), "fewer than one block")
-    assert_user_error(run_cli("train", arch, "--seq-len", "129"), "exceeds the model's n_positions (128)")
-    assert_user_error(run_cli("train", arch, "--data", str(short), "--dataset", "x"), "not both")
+    assert_user_error(
+        run_cli("train", arch, "--seq-len", "129"), "--seq-len 129 exceeds the model's n_positions (128)", code=2
+    )
+    assert_user_error(run_cli("train", arch, "--data", str(short), "--dataset", "x"), "not both", code=2)
     assert_user_error(run_cli("train", arch, "--max-steps", "0"), "--max-steps must be at least 1, got 0", code=2)
     assert_user_error(run_cli("train", arch, "--name", "../evil"), "--name '../evil'", code=2)
     assert not (lts_home / "models").exists() or not any((lts_home / "models").iterdir())

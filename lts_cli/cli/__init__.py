@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ except ImportError:  # pragma: no cover  (older typer, on the click package)
     from click.exceptions import ClickException  # type: ignore[assignment]
 
 from lts_cli import __version__
-from lts_cli.errors import LtsError
+from lts_cli.errors import ConfigError, LtsError
 
 
 def _error(message: str, code: int) -> typer.Exit:
@@ -55,6 +56,12 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:  # the library names the field; the user typed a flag
+            if os.environ.get("LTS_DEBUG"):
+                raise
+            from lts_cli.cli.common import flag_or_field
+
+            raise _error(exc.named([flag_or_field(f) for f in exc.fields]), exc.exit_code) from None
         except LtsError as exc:
             if os.environ.get("LTS_DEBUG"):
                 raise
@@ -124,6 +131,24 @@ app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(predictor.app, name="predictor")
 app.command("proxy")(proxy.proxy)
+
+
+@functools.cache
+def known_flags() -> frozenset[str]:
+    """Every option of every command (to name a config field by its flag where it has one)."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    found: set[str] = set()
+
+    def walk(command: Any) -> None:
+        for param in getattr(command, "params", []):
+            found.update(o for o in getattr(param, "opts", []) if o.startswith("--"))
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(group)
+    return frozenset(found)
 
 
 def main() -> None:

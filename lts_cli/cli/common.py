@@ -1,14 +1,17 @@
-"""Rendering helpers shared by the commands: stdout for results, stderr for progress and notes."""
+"""What the commands share: option groups declared once (measurement, executor, corpus, training),
+flags turned into typed config objects, and rendering (stdout for results, stderr for progress)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum, StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,7 +22,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
+T = TypeVar("T")
 out = Console()  # results
 err = Console(stderr=True)  # progress, notes, hints
 if not out.is_terminal:
@@ -32,62 +37,16 @@ class GraphChoice(StrEnum):
     logits = "logits"
 
 
-class ExecutorChoice(StrEnum):
-    local = "local"
-    ray = "ray"
-
-
-def executor_options() -> dict[str, Any]:
-    """`--executor`, `--ray-address`, `--target`: where measurements run (search and profile)."""
-    return {
-        "executor": typer.Option(
-            ExecutorChoice.local,
-            "--executor",
-            case_sensitive=False,
-            help="Where to measure: this machine, or the lts_bench slots of a Ray cluster.",
-        ),
-        "ray_address": typer.Option(
-            None,
-            "--ray-address",
-            metavar="ADDR",
-            help="With --executor ray: the cluster (HEAD:6379).",
-            show_default="$RAY_ADDRESS, else a local Ray instance",
-        ),
-        "target": typer.Option(
-            None,
-            "--target",
-            metavar="LABEL",
-            help="With --executor ray: only nodes started with the resource lts_target_LABEL.",
-            show_default=False,
-        ),
-    }
-
-
-def data_options() -> dict[str, Any]:
-    """`--data`, `--dataset`, `--text-field`: the corpus (train and proxy)."""
-    return {
-        "data": typer.Option(
-            None,
-            "--data",
-            help="A .txt file, a folder of .txt files, or a .jsonl file.",
-            show_default="the embedded Shakespeare corpus",
-        ),
-        "dataset": typer.Option(
-            None,
-            "--dataset",
-            metavar="NAME[:CONFIG]",
-            help="A Hugging Face Hub dataset (needs `datasets`).",
-            show_default=False,
-        ),
-        "text_field": typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
-    }
-
-
 class OptLevel(StrEnum):
     disable = "disable"
     basic = "basic"
     extended = "extended"
     all = "all"
+
+
+class ExecutorChoice(StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 class Quantize(StrEnum):
@@ -99,27 +58,163 @@ class Backend(StrEnum):
     onnx = "onnx"
 
 
-def value(choice: Enum | None) -> Any:
-    """The plain value of an optional enum option (None when the flag was not given)."""
-    return None if choice is None else choice.value
+# ---- option groups ----------------------------------------------------------------------------
+# Each maps the config field it sets to its option; a command lists the options in its signature
+# (one line each) and `pick` turns what was given into that config's changes.
 
 
-def default(cls: Any, field: str) -> str:
-    """A config field's default (dotted for nested sections), for `--help`: the options themselves
-    default to None, meaning "not given", so that a YAML file can set them."""
-    found = cls()
-    for part in field.split("."):
-        found = getattr(found, part)
-    return f"{found:g}" if isinstance(found, float) else str(found)
+def option(flags: str | tuple[str, ...], text: str, shown: Any = None, **kw: Any) -> Any:
+    """An option that defaults to None (not given: the config file or the default decides), with the
+    effective default `shown` in --help."""
+    default = False if shown is None else f"{shown:g}" if isinstance(shown, float) else str(shown)
+    names = (flags,) if isinstance(flags, str) else flags
+    return typer.Option(None, *names, help=text, show_default=default, **kw)
+
+
+def measure_options(d: Any) -> dict[str, Any]:
+    """MeasureSettings' fields (search, profile, predictor), with `d`'s defaults in --help."""
+    return {
+        "seq_len": option("--seq-len", "Prefill tokens (the gallery was published at 192).", d.seq_len),
+        "batch_size": option("--batch-size", "Batch size.", d.batch_size),
+        "threads": option("--threads", "ONNX Runtime intra-op threads.", d.threads),
+        "trials": option("--trials", "Timed runs (the most with --adaptive).", d.trials),
+        "warmup": option("--warmup", "Untimed warm-up runs.", d.warmup),
+        "graph": option("--graph", "next-token (published: LM head on the last position only) or logits.", d.graph,
+                      case_sensitive=False),
+        "opt_level": option("--opt-level", "ONNX Runtime graph optimization.", d.opt_level, case_sensitive=False),
+        "adaptive": option("--adaptive/--fixed-runs", "Stop timing once the mean's 95% CI is within --target-ci.",
+                         "adaptive" if d.adaptive else "fixed-runs"),
+        "min_trials": option("--min-trials", "Runs before --adaptive may stop.", d.min_trials),
+        "target_ci": option("--target-ci", "Relative CI half-width for --adaptive.", d.target_ci),
+        "decode_context": option("--decode-context", "KV cache tokens of decode measurements.", d.decode_context),
+    }  # fmt: skip
+
+
+EXECUTOR = {
+    "executor": typer.Option(ExecutorChoice.local, "--executor", case_sensitive=False,
+                             help="Where to measure: this machine, or the lts_bench slots of a Ray cluster."),
+    "ray_address": option("--ray-address", "With --executor ray: the cluster (HEAD:6379).",
+                        "$RAY_ADDRESS, else a local Ray instance", metavar="ADDR"),
+    "target": option("--target", "With --executor ray: only nodes started with the resource lts_target_LABEL.",
+                   metavar="LABEL"),
+}  # fmt: skip
+
+CORPUS = {
+    "data": option("--data", "A .txt file, a folder of .txt files, or a .jsonl file.", "the embedded corpus"),
+    "dataset": option("--dataset", "A Hugging Face Hub dataset (needs `datasets`).", metavar="NAME[:CONFIG]"),
+    "text_field": typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
+}  # fmt: skip
+
+
+def train_options(d: Any) -> dict[str, Any]:
+    """TrainConfig's fields shared by train and proxy, with `d`'s defaults in --help."""
+    return {
+        "max_steps": option("--max-steps", "Optimizer steps.", d.max_steps),
+        "batch_size": option("--batch-size", "Blocks per step per process.", d.batch_size),
+        "seq_len": option("--seq-len", "Tokens per block.", d.seq_len),
+        "lr": option("--lr", "Peak learning rate.", d.lr),
+        "warmup_steps": option("--warmup-steps", "Linear warm-up steps.", d.warmup_steps),
+        "seed": option("--seed", "Random seed.", d.seed),
+    }
+
+
+def pick(params: Mapping[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `group`'s options in a command's parsed `params` (enums as their values)."""
+    return {name: value.value if isinstance(value, Enum) else value for name, value in params.items() if name in group}
+
+
+@contextmanager
+def flags_named(changes: Mapping[str, Any], path: Path | None = None, also: Sequence[str] = ()) -> Iterator[None]:
+    """Turn the library's ConfigError (which names config fields) into a usage error naming each field
+    as the user gave it: a flag (`--seq-len`) when a flag set it (or `also` lists it), else the key
+    and the file it came from."""
+    from lts_cli.config import given
+    from lts_cli.errors import ConfigError, UsageError
+
+    try:
+        yield
+    except ConfigError as exc:
+        flags = given(changes) | set(also)
+        names = [flag_name(f) if f in flags else f"{f} (in {path})" if path else flag_or_field(f) for f in exc.fields]
+        raise UsageError(exc.named(names)) from exc
+
+
+def configure(cls: type[T], path: Path | None, **changes: Any) -> T:
+    """A config object from defaults < `path` < the flags given (see `flags_named`)."""
+    from lts_cli.config import load
+
+    with flags_named(changes, path):
+        return load(cls, path, **changes)
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field: `measure.seq_len` -> `--seq-len`."""
+    return "--" + field.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def flag_or_field(field: str) -> str:
+    """A field's flag when some command has one (`--seq-len`), else the field as a config file
+    names it (`space.n_positions`)."""
+    from lts_cli.cli import known_flags
+
+    flag = flag_name(field)
+    return flag if flag in known_flags() else field
+
+
+def trials_note(settings: Any) -> None:
+    """Say so when --trials overrides the adaptive minimum."""
+    if settings.adaptive and settings.trials < settings.min_trials:
+        note(
+            f"--trials {settings.trials} is below the adaptive minimum of {settings.min_trials} runs: "
+            f"each architecture gets {settings.trials} timed run(s)"
+        )
+
+
+def where(params: Mapping[str, Any]) -> Any:
+    from lts_cli.measurer import Where
+
+    return Where(params["executor"].value, params["ray_address"], params["target"])
+
+
+# ---- rendering ----------------------------------------------------------------------------------
 
 
 def print_json(obj: Any) -> None:
     """Plain JSON on stdout (no colour codes), for scripts and `| jq`."""
-    print(json.dumps(obj, indent=2))
+    print(json.dumps(obj, indent=2, default=str))
 
 
 def note(message: str) -> None:
     err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None, left: int = 1) -> None:
+    """A table on stdout, the first `left` columns left-aligned; never a cell cut with "…": on a
+    terminal narrower than the table, each row is listed as `header: value` lines instead."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i < left else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    width = out.measure(table).maximum
+    if width <= out.width:
+        out.print(table)
+        return
+    if title:
+        out.print(title, highlight=False)
+    for row in rows:
+        for header, cell in zip(headers, row, strict=True):
+            out.print(f"{header.replace(chr(10), ' ')}: {cell}", highlight=False, soft_wrap=True)
+        out.print("")
+
+
+def print_pairs(pairs: Sequence[tuple[str, str]], title: str | None = None) -> None:
+    """`key  value` lines (a record in full), values never cut."""
+    if title:
+        out.print(title, highlight=False, soft_wrap=True)
+    pad = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        out.print(f"  {key.ljust(pad)}  {value}", highlight=False, soft_wrap=True)
 
 
 def bar_progress() -> Progress:
@@ -137,7 +232,7 @@ def bar_progress() -> Progress:
 
 
 @contextmanager
-def stage_progress(title: str) -> Iterator[Any]:
+def stage_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
     """A transient progress line on stderr; yields a callback(stage, done, total)."""
     with Progress(
         SpinnerColumn(),
@@ -157,24 +252,6 @@ def stage_progress(title: str) -> Iterator[Any]:
         yield update
 
 
-def objective_header(name: str) -> str:
-    from lts_cli import objectives as registry
-
-    o = registry.get(name)
-    return f"{o.short} {'M' if o.unit == 'params' else o.unit}"
-
-
-def objective_cell(name: str, value: float | None) -> str:
-    from lts_cli import objectives as registry
-
-    if value is None:
-        return "-"
-    o = registry.get(name)
-    if o.unit == "params":
-        return f"{value / 1e6:.2f}"
-    return fmt_s(value) if o.unit == "s" else f"{value:.2f}"
-
-
 def fmt_bytes(n: float) -> str:
     units = ["B", "KiB", "MiB", "GiB", "TiB"]
     while n >= 1024 and len(units) > 1:
@@ -182,11 +259,15 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B" if units[0] == "B" else f"{n:.1f} {units[0]}"
 
 
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.4f}" if seconds < 1 else f"{seconds:.3f}"
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask on the terminal (stderr) unless --yes; without a terminal, refuse instead of guessing."""
     import sys
-
-    import typer
 
     from lts_cli.errors import UsageError
 
@@ -196,13 +277,3 @@ def confirm(question: str, yes: bool) -> None:
         raise UsageError(f"{question}: add --yes to confirm (there is no terminal to ask on)")
     if not typer.confirm(f"{question}?", err=True):
         raise typer.Exit(1)
-
-
-def fmt_params(n: int) -> str:
-    return f"{n / 1e6:.2f}M"
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.4f}" if seconds < 1 else f"{seconds:.3f}"

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import Quantize, note, out, print_json, stage_progress, value
+from lts_cli.cli.common import Quantize, note, option, out, print_json, stage_progress
 
 
 def export(
@@ -34,9 +34,7 @@ def export(
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Export an architecture with random weights (for latency work)."
     ),
-    revision: Optional[str] = typer.Option(
-        None, "--revision", help="A Hub model's branch, tag or commit.", show_default="main"
-    ),
+    revision: Optional[str] = option("--revision", "A Hub model's branch, tag or commit.", "main"),
     json_out: bool = typer.Option(False, "--json", help="Print export.json."),
 ) -> None:
     """Export to ONNX (KV cache by default, optimum's layout), validated against PyTorch before it is kept."""
@@ -47,7 +45,7 @@ def export(
             model_id,
             output=output,
             past=not no_past,
-            quantize=value(quantize),
+            quantize=quantize.value if quantize else None,
             optimize=optimize,
             force=force,
             allow_untrained=allow_untrained,

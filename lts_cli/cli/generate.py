@@ -8,12 +8,10 @@ from typing import Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import Backend, default, note, print_json
-from lts_cli.config import GenerateConfig
+from lts_cli.cli.common import Backend, configure, note, option, print_json
+from lts_cli.sampling import GenerateConfig
 
-
-def _d(field: str) -> str:
-    return default(GenerateConfig, field)
+D = GenerateConfig()
 
 
 def generate(
@@ -25,22 +23,14 @@ def generate(
         autocompletion=complete.models,
     ),
     prompt: str = typer.Argument("", help="The text to continue (empty: start a new document)."),
-    max_new_tokens: Optional[int] = typer.Option(
-        None, "--max-new-tokens", help="Tokens to generate.", show_default=_d("max_new_tokens")
-    ),
-    temperature: Optional[float] = typer.Option(
-        None, "--temperature", help="Sampling temperature.", show_default=_d("temperature")
-    ),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass.", show_default=_d("top_p")),
-    top_k: Optional[int] = typer.Option(
-        None, "--top-k", help="Sample from the k most likely tokens (0: off).", show_default=_d("top_k")
-    ),
+    max_new_tokens: Optional[int] = option("--max-new-tokens", "Tokens to generate.", D.max_new_tokens),
+    temperature: Optional[float] = option("--temperature", "Sampling temperature.", D.temperature),
+    top_p: Optional[float] = option("--top-p", "Nucleus sampling mass.", D.top_p),
+    top_k: Optional[int] = option("--top-k", "Sample from the k most likely tokens (0: off).", D.top_k),
     greedy: bool = typer.Option(False, "--greedy", help="Always take the most likely token (no sampling)."),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help="Random seed: the same seed gives the same text.", show_default="random"
-    ),
-    num_return_sequences: Optional[int] = typer.Option(
-        None, "--num-return-sequences", "-n", help="Independent samples.", show_default=_d("num_return_sequences")
+    seed: Optional[int] = option("--seed", "Random seed: the same seed gives the same text.", "random"),
+    num_return_sequences: Optional[int] = option(
+        ("--num-return-sequences", "-n"), "Independent samples.", D.num_return_sequences
     ),
     backend: Backend = typer.Option(
         Backend.torch,
@@ -49,26 +39,22 @@ def generate(
         help="torch (transformers' generate) or onnx (ONNX Runtime, exporting the model once if needed).",
     ),
     ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Always generate --max-new-tokens tokens."),
-    threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="Torch / ONNX Runtime threads.", show_default="all cores"
-    ),
+    threads: Optional[int] = option("--threads", "Torch / ONNX Runtime threads.", "all cores", min=1),
     allow_untrained: bool = typer.Option(
         False, "--allow-untrained", help="Use random weights for an untrained architecture."
     ),
-    revision: Optional[str] = typer.Option(
-        None, "--revision", help="A Hub model's branch, tag or commit.", show_default="main"
-    ),
+    revision: Optional[str] = option("--revision", "A Hub model's branch, tag or commit.", "main"),
     json_out: bool = typer.Option(False, "--json", help="Print prompt, texts and timing as JSON instead of streaming."),
 ) -> None:
     """Generate text with the KV cache (transformers' generate, or ONNX Runtime); sampling by default."""
-    from lts_cli.config import load_config
     from lts_cli.generation import generate as run_generate
     from lts_cli.generation import generate_onnx, onnx_folder
     from lts_cli.modeling import load
     from lts_cli.tokenizer import OWN
 
-    cfg = load_config(
+    cfg = configure(
         GenerateConfig,
+        None,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_p=top_p,

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import confirm, fmt_bytes, note, out, print_json, value
+from lts_cli.cli.common import confirm, fmt_bytes, note, out, print_json
 
 app = typer.Typer(help="The models in the workspace: list, show, remove.", no_args_is_help=True)
 
@@ -67,7 +67,7 @@ def show(
     """One model in full: where it is, its architecture, metrics and exports."""
     from lts_cli.inventory import find_model
 
-    m = find_model(model_id, value(source))
+    m = find_model(model_id, source.value if source else None)
     if json_out:
         print_json(m.to_dict())
         return
@@ -103,7 +103,7 @@ def remove(
     """Remove a model lts made (and its exports); a pulled model's Hub files stay unless --hub-cache."""
     from lts_cli.inventory import find_model, removal_plan, remove_model
 
-    m = find_model(model_id, value(source))
+    m = find_model(model_id, source.value if source else None)
     plan = removal_plan(m, hub_cache)
     for line in plan.lines():
         note(line)

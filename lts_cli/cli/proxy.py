@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich import box
-from rich.table import Table
 
+from lts_cli import objectives as registry
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, data_options, note, out, print_json
+from lts_cli.cli.common import (
+    CORPUS,
+    bar_progress,
+    flags_named,
+    note,
+    option,
+    out,
+    pick,
+    print_json,
+    print_table,
+    train_options,
+)
+from lts_cli.proxy import BUDGET
 
-# A budget a laptop can afford; flags and --config override it (lts train's defaults are a real run).
-PROXY_DEFAULTS: dict[str, Any] = {"max_steps": 300, "seq_len": 128, "batch_size": 16, "warmup_steps": 30}
-_DATA = data_options()
+TRAIN = train_options(BUDGET)
 
 
 def proxy(
+    ctx: typer.Context,
     run: Optional[str] = typer.Option(
         None,
         "--run",
@@ -28,49 +37,26 @@ def proxy(
         autocompletion=complete.runs,
     ),
     all_evaluated: bool = typer.Option(False, "--all", help="With --run: every architecture it measured."),
-    archs: Optional[list[str]] = typer.Option(
-        None, "--archs", metavar="ID|FILE", help="Architectures (repeat, or comma-separated).", show_default=False
+    archs: Optional[list[str]] = option("--archs", "Architectures (repeat, or comma-separated).", metavar="ID|FILE"),
+    sample: Optional[int] = option(
+        "--sample", "N architectures of the search space, spread over its parameter range.", min=1
     ),
-    sample: Optional[int] = typer.Option(
-        None,
-        "--sample",
-        min=1,
-        help="N architectures of the search space, spread over its parameter range.",
-        show_default=False,
+    min_params: Optional[float] = option("--min-params", "With --sample: fewest params.", "1e+06"),
+    max_params: Optional[float] = option("--max-params", "With --sample: most params.", "1e+09"),
+    space: Optional[Path] = option(
+        "--space", "With --sample: a search config whose space to sample.", "the published space"
     ),
-    min_params: Optional[float] = typer.Option(
-        None, "--min-params", help="With --sample: fewest params.", show_default="1e+06"
-    ),
-    max_params: Optional[float] = typer.Option(
-        None, "--max-params", help="With --sample: most params.", show_default="1e+09"
-    ),
-    space_config: Optional[Path] = typer.Option(
-        None,
-        "--space",
-        help="With --sample: a search config whose space to sample.",
-        show_default="the published space",
-    ),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON training config.", show_default=False),
-    data: Optional[Path] = _DATA["data"],
-    dataset: Optional[str] = _DATA["dataset"],
-    text_field: str = _DATA["text_field"],
-    max_steps: Optional[int] = typer.Option(
-        None, "--max-steps", help="Optimizer steps per architecture.", show_default=str(PROXY_DEFAULTS["max_steps"])
-    ),
-    tokens: Optional[int] = typer.Option(
-        None, "--tokens", min=1, help="Training tokens per architecture (sets the steps).", show_default=False
-    ),
-    seq_len: Optional[int] = typer.Option(
-        None, "--seq-len", help="Tokens per block.", show_default=str(PROXY_DEFAULTS["seq_len"])
-    ),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", help="Blocks per step.", show_default=str(PROXY_DEFAULTS["batch_size"])
-    ),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate.", show_default="6e-4"),
-    warmup_steps: Optional[int] = typer.Option(
-        None, "--warmup-steps", help="Warm-up steps.", show_default=str(PROXY_DEFAULTS["warmup_steps"])
-    ),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Training seed (the same for all).", show_default="42"),
+    config: Optional[Path] = option("--config", "YAML/JSON training config (over the proxy's budget)."),
+    data: Optional[Path] = CORPUS["data"],
+    dataset: Optional[str] = CORPUS["dataset"],
+    text_field: str = CORPUS["text_field"],
+    max_steps: Optional[int] = TRAIN["max_steps"],
+    tokens: Optional[int] = option("--tokens", "Training tokens per architecture (sets the steps).", min=1),
+    seq_len: Optional[int] = TRAIN["seq_len"],
+    batch_size: Optional[int] = TRAIN["batch_size"],
+    lr: Optional[float] = TRAIN["lr"],
+    warmup_steps: Optional[int] = TRAIN["warmup_steps"],
+    seed: Optional[int] = TRAIN["seed"],
     workers: int = typer.Option(
         1, "--workers", min=1, help="Parallel training processes, each with its share of the cores."
     ),
@@ -79,77 +65,46 @@ def proxy(
     """Train architectures briefly (lts train's code, one budget for all, cached) and report how well
     non-embedding parameters and other cheap proxies rank them by validation perplexity."""
     from lts_cli import proxy as lib
-    from lts_cli import workspace
-    from lts_cli.config import SearchConfig, TrainConfig, from_file, load_config, override
-    from lts_cli.errors import UsageError
-    from lts_cli.plots import proxy_plot
-    from lts_cli.training import select_corpus
+    from lts_cli.config import as_plain, from_file, load, updated
+    from lts_cli.corpus import CorpusOptions
+    from lts_cli.search import SearchConfig
+    from lts_cli.training import TrainConfig
 
-    chosen = [name for name, given in (("--run", run), ("--archs", archs), ("--sample", sample)) if given]
-    if len(chosen) != 1:
-        raise UsageError("choose the architectures with one of --run RUN, --archs ID..., --sample N")
-    base = from_file(TrainConfig, config, PROXY_DEFAULTS) if config else TrainConfig(**PROXY_DEFAULTS)
-    flags = {"max_steps": max_steps, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
-             "warmup_steps": warmup_steps, "seed": seed}  # fmt: skip
-    cfg = lib.budget(override(base, config, **flags), tokens)
-    if run is not None:
-        candidates = lib.from_run(run, all_evaluated)
-    elif archs:
-        candidates = lib.from_refs([ref for item in archs for ref in item.split(",") if ref])
-    else:
-        assert sample is not None
-        space = load_config(SearchConfig, space_config, min_params=min_params, max_params=max_params)
-        candidates = lib.spread_sample(sample, space, seed=cfg.seed)
-    corpus = select_corpus(data, dataset, text_field)
-    ui = _Progress()
-    started = time.perf_counter()
-    try:
-        with ui.live:
-            results = lib.run(candidates, corpus, cfg, workers, ui.on_event)
-    except KeyboardInterrupt:
-        note("Interrupted. Finished architectures are cached; the same command trains only the rest.")
-        raise typer.Exit(130) from None
-    rep = lib.report(candidates, results, cfg.seq_len, seed=cfg.seed)
-    folder = workspace.ensure_home() / "proxy" / "reports" / time.strftime("%Y%m%d-%H%M%S")
-    workspace.atomic_write_json(folder / "report.json", rep)
-    workspace.atomic_write_bytes(folder / "proxy.png", proxy_plot(rep))
-    rep = {**rep, "folder": str(folder), "wall_s": time.perf_counter() - started}
+    changes = pick(ctx.params, TRAIN)
+    with flags_named(changes, config, also=("run", "archs", "sample", "data", "dataset", "min_params", "max_params")):
+        budget = updated(from_file(TrainConfig, config, as_plain(BUDGET)) if config else BUDGET, **changes)
+        within = load(SearchConfig, space, min_params=min_params, max_params=max_params)
+        refs = tuple(ref for item in archs or () for ref in item.split(",") if ref)
+        selection = lib.Selection(run, all_evaluated, refs, sample, within)
+        corpus = CorpusOptions(data, dataset, text_field).load()
+        ui = _Progress()
+        try:
+            with ui.live:
+                report = lib.study(selection, corpus, budget, tokens, workers, ui.on_event)
+        except KeyboardInterrupt:
+            note("Interrupted. Finished architectures are cached; the same command trains only the rest.")
+            raise typer.Exit(130) from None
     if json_out:
-        print_json(rep)
+        print_json(report.to_dict())
         return
-    _print(rep)
+    _print(report)
 
 
-def _print(rep: dict[str, Any]) -> None:
-    archs = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
-    for col in ("architecture", "L/d/ff/h", "non-emb M", "FLOPs G", "val ppl", "tok/s"):
-        archs.add_column(col, justify="left" if col == "architecture" else "right", no_wrap=col == "architecture")
-    for row in sorted(rep["architectures"], key=lambda r: r["non_embedding_params"]):
+def _print(rep: Any) -> None:
+    proxies = [registry.get(n) for n in rep.proxies if registry.get(n).quality_proxy]
+    rows = []
+    for row in sorted(rep.architectures, key=lambda r: r[registry.QUALITY]):
         a = row["arch"]
-        archs.add_row(
-            row["label"][:20],
-            f"{a['n_layer']}/{a['d_model']}/{a['d_inner']}/{a['n_head']}",
-            f"{row['non_embedding_params'] / 1e6:.2f}",
-            f"{row['forward_flops'] / 1e9:.1f}",
-            f"{row['val_perplexity']:,.1f}",
-            f"{row['tokens_per_second']:,.0f}" if row["tokens_per_second"] else "-",
-        )
-    out.print(archs)
-    proxies = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
-    for col in ("proxy", "Spearman", "95% CI", "Kendall", "95% CI ", "top 25%"):
-        proxies.add_column(col, justify="left" if col == "proxy" else "right")
-    for p in rep["proxies"].values():
-        proxies.add_row(
-            p["label"],
-            f"{p['spearman']:.3f}",
-            f"{p['spearman_ci95'][0]:.2f}..{p['spearman_ci95'][1]:.2f}",
-            f"{p['kendall']:.3f}",
-            f"{p['kendall_ci95'][0]:.2f}..{p['kendall_ci95'][1]:.2f}",
-            f"{p['top_overlap']}/{p['top_k']}",
-        )
-    out.print(proxies)
-    out.print(rep["verdict"], highlight=False, soft_wrap=True)
-    note(f"report and plot: {rep['folder']} ({rep['wall_s']:.0f} s)")
+        rows.append([row["label"][:20], f"{a['n_layer']}/{a['d_model']}/{a['d_inner']}/{a['n_head']}",
+                     *(o.format(row[o.name]) for o in proxies), f"{row['val_perplexity']:,.1f}",
+                     f"{row['tokens_per_second']:,.0f}" if row["tokens_per_second"] else "-"])  # fmt: skip
+    print_table(["architecture", "L/d/ff/h", *(o.header() for o in proxies), "val ppl", "tok/s"], rows, left=2)
+    stats = [[p.label, f"{p.spearman:.3f}", f"{p.spearman_ci95[0]:.2f}..{p.spearman_ci95[1]:.2f}", f"{p.kendall:.3f}",
+              f"{p.kendall_ci95[0]:.2f}..{p.kendall_ci95[1]:.2f}", f"{p.top_overlap}/{p.top_k}"]
+             for p in rep.proxies.values()]  # fmt: skip
+    print_table(["proxy", "Spearman", "95% CI", "Kendall", "95% CI ", "top 25%"], stats)
+    out.print(rep.verdict, highlight=False, soft_wrap=True)
+    note(f"report and plot: {rep.folder} ({rep.wall_s:.0f} s)")
 
 
 class _Progress:

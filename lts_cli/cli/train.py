@@ -9,90 +9,77 @@ from typing import Any, Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import bar_progress, data_options, default, note, out, print_json
-from lts_cli.config import TrainConfig
+from lts_cli.cli.common import (
+    CORPUS,
+    bar_progress,
+    configure,
+    flags_named,
+    note,
+    option,
+    out,
+    pick,
+    print_json,
+    train_options,
+)
+from lts_cli.training import TrainConfig
 
-_DATA = data_options()
-
-
-def _d(field: str) -> str:
-    return default(TrainConfig, field)
+TRAIN = train_options(TrainConfig()) | {
+    "eval_every": option("--eval-every", "Steps between validation evaluations.", TrainConfig().eval_every),
+    "save_every": option("--save-every", "Steps between checkpoints.", TrainConfig().save_every),
+    "threads": option("--threads", "Torch threads (0: all cores).", TrainConfig().threads),
+}
 
 
 def train(
+    ctx: typer.Context,
     ref: str = typer.Argument(
         ...,
         metavar="ID|FILE",
-        help="Gallery id, workspace model or archid (gpt2_ and 4 hex digits are enough), arch file, or Hub id.",
+        help="Gallery id, workspace model or archid (gpt2_ + 4 hex digits is enough), arch file, or Hub id.",
         autocompletion=complete.archs,
     ),
     config: Optional[Path] = typer.Option(
         None, "--config", help="YAML/JSON training config (configs/train.yaml).", show_default=False
     ),
-    data: Optional[Path] = _DATA["data"],
-    dataset: Optional[str] = _DATA["dataset"],
-    text_field: str = _DATA["text_field"],
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps.", show_default=_d("max_steps")),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", help="Blocks per step per process.", show_default=_d("batch_size")
-    ),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per block.", show_default=_d("seq_len")),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate.", show_default=_d("lr")),
-    warmup_steps: Optional[int] = typer.Option(
-        None, "--warmup-steps", help="Linear warm-up steps.", show_default=_d("warmup_steps")
-    ),
-    eval_every: Optional[int] = typer.Option(
-        None, "--eval-every", help="Steps between validation evaluations.", show_default=_d("eval_every")
-    ),
-    save_every: Optional[int] = typer.Option(
-        None, "--save-every", help="Steps between checkpoints.", show_default=_d("save_every")
-    ),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed.", show_default=_d("seed")),
-    threads: Optional[int] = typer.Option(
-        None, "--threads", help="Torch threads (0: all cores).", show_default=_d("threads")
-    ),
+    data: Optional[Path] = CORPUS["data"],
+    dataset: Optional[str] = CORPUS["dataset"],
+    text_field: str = CORPUS["text_field"],
+    max_steps: Optional[int] = TRAIN["max_steps"],
+    batch_size: Optional[int] = TRAIN["batch_size"],
+    seq_len: Optional[int] = TRAIN["seq_len"],
+    lr: Optional[float] = TRAIN["lr"],
+    warmup_steps: Optional[int] = TRAIN["warmup_steps"],
+    eval_every: Optional[int] = TRAIN["eval_every"],
+    save_every: Optional[int] = TRAIN["save_every"],
+    seed: Optional[int] = TRAIN["seed"],
+    threads: Optional[int] = TRAIN["threads"],
     name: Optional[str] = typer.Option(None, "--name", help="Model id.", show_default="the architecture's id"),
     restart: bool = typer.Option(False, "--restart", help="Discard an interrupted run or retrain a trained model."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Train a GPT-2 of the given architecture; re-running the same command after an interruption resumes it."""
-    from lts_cli.config import load_config
-    from lts_cli.references import architecture
-    from lts_cli.store import open_store
-    from lts_cli.training import is_main_process, select_corpus
-    from lts_cli.training import train as run_training
-    from lts_cli.workspace import check_name
+    from lts_cli.corpus import CorpusOptions
+    from lts_cli.training import is_main_process, train_reference
 
-    cfg = load_config(
-        TrainConfig,
-        config,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        eval_every=eval_every,
-        save_every=save_every,
-        seed=seed,
-        threads=threads,
-    )
-    if name is not None:
-        check_name(name)
-    with open_store() as store:
-        target = architecture(ref, store)
-        store.put_arch(target.arch, "train")
-    corpus = select_corpus(data, dataset, text_field)
-    if not is_main_process():  # under torchrun, process 0 alone reports
-        run_training(target, cfg, corpus, name=name, restart=restart)
-        return
+    changes = pick(ctx.params, TRAIN)
+    cfg = configure(TrainConfig, config, **changes)
+    corpus = CorpusOptions(data, dataset, text_field)
     ui = _TrainProgress()
     try:
-        with ui.live:
-            result = run_training(target, cfg, corpus, name=name, restart=restart, on_event=ui.on_event)
+        with flags_named(changes, config, also=("restart", "name", "data", "dataset")):
+            if not is_main_process():  # under torchrun, process 0 alone reports
+                train_reference(ref, cfg, corpus, name, restart)
+                return
+            with ui.live:
+                result = train_reference(ref, cfg, corpus, name, restart, ui.on_event)
     except KeyboardInterrupt:
         saved = f"checkpoint at step {ui.saved}" if ui.saved else "no checkpoint yet"
         note(f"Interrupted ({saved}). Run the same command again to resume; --restart starts over.")
         raise typer.Exit(130) from None
+    _print_result(result, json_out)
+
+
+def _print_result(result: Any, json_out: bool) -> None:
     m = result.metrics
     if json_out:
         print_json({"model": result.model_id, "path": str(result.path), **m})

@@ -1,4 +1,4 @@
-"""Corpora and tokens: the shipped tokenizer and Shakespeare corpus, user text, Hub datasets, token caches.
+"""Corpora and tokens: the shipped Shakespeare corpus, user text, Hub datasets, token caches.
 
 A corpus is a list of documents per split. Tokenized once (documents joined by `<|endoftext|>`), it is
 cached in the workspace as uint16 token files keyed by the corpus content and the tokenizer, and
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lts_cli import folders, workspace
-from lts_cli.errors import LtsError, first_line
+from lts_cli.errors import ConfigError, LtsError, first_line
 from lts_cli.space import GPT2_EOS_ID
 from lts_cli.tokenizer import shipped as tokenizer
 
@@ -62,6 +62,24 @@ _GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.
 _GUTENBERG_END = re.compile(
     r"^(\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|End of (the )?Project Gutenberg).*$", re.M | re.I
 )
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    """Which corpus a command trains on: text files at `data`, a Hub `dataset`, else the shipped one."""
+
+    data: Path | None = None
+    dataset: str | None = None
+    text_field: str = "text"
+
+    def load(self) -> Corpus:
+        if self.data is not None and self.dataset is not None:
+            raise ConfigError(["data", "dataset"], "give {0} or {1}, not both")
+        if self.data is not None:
+            return files_corpus(self.data, self.text_field)
+        if self.dataset is not None:
+            return hub_corpus(self.dataset, self.text_field)
+        return embedded_corpus()
 
 
 def clean_gutenberg(text: str) -> str:
@@ -261,9 +279,9 @@ def blocks_dataset(tokens: np.ndarray, seq_len: int) -> Any:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m lts_cli.data build-corpus TARBALL`: regenerate the shipped corpus file."""
+    """`python -m lts_cli.corpus build-corpus TARBALL`: regenerate the shipped corpus file."""
     if len(argv) != 2 or argv[0] != "build-corpus":
-        raise SystemExit("usage: python -m lts_cli.data build-corpus shakespeare-gutenberg-texts.tar.gz")
+        raise SystemExit("usage: python -m lts_cli.corpus build-corpus shakespeare-gutenberg-texts.tar.gz")
     print(build_corpus(Path(argv[1]), Path(__file__).parent / CORPUS_FILE))
 
 

@@ -1,0 +1,97 @@
+"""A search's state as plain data: candidates, records, the generation log and the random generator's
+state, saved after every architecture so that a search continues exactly where it stopped (pure)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lts_cli.space import Arch
+
+
+@dataclass
+class Candidate:
+    arch: dict[str, int]
+    generation: int
+    parent: str | None = None  # mutations: the front member it came from
+    parents: str | None = None  # crossovers: "archid1,archid2"
+    predicted: dict[str, float] | None = None  # a screened search's prediction, made before measuring
+
+    @property
+    def archid(self) -> str:
+        return Arch(**self.arch).archid
+
+
+@dataclass
+class Record(Candidate):
+    values: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+    eval_s: float = 0.0
+    timing_s: float = 0.0
+    walltime_s: float = 0.0  # search wall time when this evaluation finished
+
+
+@dataclass
+class FailedCandidate(Candidate):
+    reason: str = ""
+
+
+@dataclass
+class GenerationLog:
+    generation: int
+    evaluated: int
+    cached: int
+    pareto_size: int
+    hypervolume: float
+    new_on_front: list[str]
+    seconds: float
+    screening: dict[str, Any] | None = None  # proposed, measured, the model and its error on this generation
+
+
+@dataclass
+class SearchState:
+    generation: int  # the generation being evaluated (1-based)
+    pending: list[Candidate]  # its candidates not yet evaluated, in order
+    records: list[Record]
+    rng_state: list[Any]
+    elapsed_s: float = 0.0
+    bounds: dict[str, float] | None = None  # hypervolume normalization, fixed after generation 1
+    log: list[GenerationLog] = field(default_factory=list)
+    finished: bool = False
+    screened: list[Candidate] = field(default_factory=list)  # predicted, not measured
+    screening: dict[str, Any] | None = None  # how the pending generation was chosen
+    failed: list[FailedCandidate] = field(default_factory=list)  # could not be evaluated, with the reason
+    machines: dict[str, Any] | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchState:
+        return cls(
+            generation=data["generation"],
+            pending=[Candidate(**c) for c in data["pending"]],
+            records=[Record(**r) for r in data["records"]],
+            rng_state=data["rng_state"],
+            elapsed_s=data["elapsed_s"],
+            bounds=data["bounds"],
+            log=[GenerationLog(**g) for g in data["log"]],
+            finished=data["finished"],
+            screened=[Candidate(**c) for c in data.get("screened", [])],
+            screening=data.get("screening"),
+            failed=[FailedCandidate(**c) for c in data.get("failed", [])],
+            machines=data.get("machines"),
+        )
+
+
+def rng_from(state: list[Any]) -> random.Random:
+    rng = random.Random()
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+    return rng
+
+
+def rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]

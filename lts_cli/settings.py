@@ -1,0 +1,70 @@
+"""How an architecture is measured on ONNX Runtime: `MeasureSettings`, every field part of the cache key (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lts_cli.config import at_least
+from lts_cli.errors import invalid
+
+Kind = Literal["prefill", "decode"]  # the two kinds of measurement
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How an architecture is measured; every field is part of the cache key.
+
+    Defaults are the published objective (archai's text-generation search): ONNX Runtime on the
+    CPU, batch 1, sequence 1024, no KV cache, next-token graph, 1 intra-op thread, graph
+    optimization level ALL, 2 warm-up runs, then 25 timed runs (archai: 5 repeats of 5).
+    Adaptive timing stops once the mean's 95% CI is within `target_ci`, after at least
+    `min_trials` runs (or all `trials`, when there are fewer).
+    """
+
+    graph: Literal["next-token", "logits"] = "next-token"
+    batch_size: int = 1
+    seq_len: int = 1024
+    threads: int = 1
+    opt_level: Literal["disable", "basic", "extended", "all"] = "all"
+    warmup: int = 2
+    trials: int = 25
+    adaptive: bool = False
+    min_trials: int = 5
+    target_ci: float = 0.03
+    provider: str = "CPUExecutionProvider"
+    decode_context: int = 512  # decode measurements: tokens in the KV cache
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials", "decode_context")
+        at_least(self, 0, "warmup")
+        if not 0 < self.target_ci < 1:
+            raise invalid("target_ci", "is a relative half-width between 0 and 1 (0.03 for 3%)", self.target_ci)
+
+    def key(self, kind: Kind) -> dict[str, Any]:
+        """The settings a measurement of `kind` depends on (its cache key and record): a prefill
+        measurement has no decode context; a decode one no prefill graph or sequence length."""
+        left_out = ("decode_context",) if kind == "prefill" else ("graph", "seq_len")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in left_out}
+
+    @property
+    def full_logits(self) -> bool:
+        """The "logits" graph: the LM head over every position (the published one: the last only)."""
+        return self.graph == "logits"
+
+    @property
+    def fewest_trials(self) -> int:
+        """The runs adaptive timing takes before it may stop."""
+        return min(self.min_trials, self.trials)
+
+    def describe(self) -> str:
+        runs = (
+            f"{self.fewest_trials}-{self.trials} runs (adaptive, 95% CI <= {self.target_ci:.0%})"
+            if self.adaptive
+            else f"{self.trials} runs"
+        )
+        return (
+            f"{self.graph} graph, batch {self.batch_size}, seq {self.seq_len}, {self.threads} thread(s), "
+            f"opt {self.opt_level}, {self.warmup} warm-up + {runs}"
+        )
