@@ -77,10 +77,10 @@ def torch_run(loaded: Any, prompt: str) -> dict[str, float]:
         prefill = time.perf_counter() - start
     result = generate(loaded, prompt, config)
     return {
-        "tokens_per_s": result["tokens_per_s"],
+        "tokens_per_s": result.tokens_per_s,
         "prefill_s": prefill,
-        "decode_ms": 1000 * (result["seconds"] - prefill) / (NEW_TOKENS - 1),
-        "tokens": result["new_tokens"],
+        "decode_ms": 1000 * (result.seconds - prefill) / (NEW_TOKENS - 1),
+        "tokens": result.new_tokens,
     }
 
 
@@ -91,10 +91,10 @@ def onnx_run(folder: Path, prompt: str, threads: int) -> dict[str, float]:
     config = GenerateConfig(max_new_tokens=NEW_TOKENS, greedy=True, stop_at_eos=False)
     result = generate_onnx(folder, prompt, config, threads=threads)
     return {
-        "tokens_per_s": result["tokens_per_s"],
-        "prefill_s": result["prefill_s"],
-        "decode_ms": result["decode_ms_per_token"],
-        "tokens": result["new_tokens"],
+        "tokens_per_s": result.tokens_per_s,
+        "prefill_s": result.prefill_s,
+        "decode_ms": result.decode_ms_per_token,
+        "tokens": result.new_tokens,
     }
 
 

@@ -89,6 +89,10 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
                 raise exc.nested(key) from exc
         else:
             values[key] = _check_type(value, hint_type, f"{source}: {key}")
+    missing = [name for name, f in fields.items() if name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # fmt: skip
+    if missing:
+        raise LtsError(f"{source}: missing {', '.join(missing)}")
     return cls(**values)  # a ConfigError names its fields relative to `cls`; the caller says where
 
 
@@ -168,6 +172,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _check_type(value, inner, where)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise LtsError(f"{where} must be a mapping, got {value!r}")
+        item = typing.get_args(hint)[1]
+        return {k: _check_type(v, item, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
         return tuple(_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(_sequence(value, where)))

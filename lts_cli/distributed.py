@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lts_cli.errors import LtsError
-from lts_cli.measuring import Measurement
 from lts_cli.search import Failed
-from lts_cli.settings import Kind, MeasureSettings
+from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
 
 BENCH = "lts_bench"

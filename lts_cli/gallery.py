@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lts_cli.config import load_file
 from lts_cli.errors import LtsError, NotFound
+from lts_cli.settings import Measurement
 from lts_cli.space import Arch, unique
 from lts_cli.store import Store
 
@@ -106,46 +107,79 @@ def arch_from_file(path: Path) -> Arch:
     return Arch.from_config(data, source=str(path))
 
 
-def gallery_row(entry: GalleryEntry, all_measurements: bool = False, store: Store | None = None) -> dict[str, Any]:
-    """One entry as data: config, published figures, what lts computes and has measured here."""
-    return arch_row(entry.id, entry.arch, entry.published(), store, all_measurements)
+@dataclass(frozen=True)
+class LocalCopies:
+    trained: bool  # a model of this id trained here
+    pulled: bool  # the published checkpoint, pulled into the Hub cache
+    exports: list[str]
 
 
-def arch_row(
-    row_id: str, arch: Arch, published: dict[str, Any] | None, store: Store | None, all_measurements: bool = False
-) -> dict[str, Any]:
-    """An architecture as data: what lts computes, and (from `store`) what it has measured here."""
-    lts: dict[str, Any] = {
-        "non_embedding_params": arch.non_embedding_params,
-        "non_embedding_params_m": round(arch.non_embedding_params / 1e6, 2),
-        "unique_params": arch.unique_params,
-        "memory_mib_analytic": 4 * arch.unique_params / 2**20,
-    }
-    measured = _measurements(arch, store)
-    if all_measurements:
-        lts["measurements"] = measured
-    else:
-        lts["latest_measurement"] = _preferred(measured)
-    return {
-        "id": row_id,
-        "archid": arch.archid,
-        "arch": arch.to_dict(),
-        "config": arch.to_config(),
-        "published": published,
-        "lts": lts,
-    }
+@dataclass(frozen=True)
+class Row:
+    """An architecture beside what lts computes of it and has measured of it on this machine."""
+
+    id: str
+    arch: Arch
+    published: dict[str, Any] | None  # the gallery's published figures
+    measurements: list[Measurement]  # this machine's, any settings, newest first (damaged rows left out)
+    damaged: int = 0  # cached rows of it that do not read as measurements
+    local: LocalCopies | None = None
+    run: str | None = None  # for a search run's member: the run, and the values it measured
+    run_values: dict[str, float] | None = None
+
+    def preferred(self) -> Measurement | None:
+        """The measurement to show beside the published one: like-for-like (seq 192, batch 1) first."""
+        prefill = [m for m in self.measurements if m.kind == "prefill"]
+        alike = [m for m in prefill if m.settings.get("seq_len") == PUBLISHED_LATENCY_SEQ_LEN
+                 and m.settings.get("batch_size") == 1]  # fmt: skip
+        found = alike or prefill
+        return found[0] if found else None
+
+    def to_dict(self, all_measurements: bool = False) -> dict[str, Any]:
+        a = self.arch
+        lts: dict[str, Any] = {
+            "non_embedding_params": a.non_embedding_params,
+            "non_embedding_params_m": round(a.non_embedding_params / 1e6, 2),
+            "unique_params": a.unique_params,
+            "memory_mib_analytic": 4 * a.unique_params / 2**20,
+        }
+        if all_measurements:
+            lts["measurements"] = [m.to_dict() for m in self.measurements]
+        else:
+            preferred = self.preferred()
+            lts["latest_measurement"] = preferred.to_dict() if preferred else None
+        out = {"id": self.id, "archid": a.archid, "arch": a.to_dict(), "config": a.to_config(),
+               "published": self.published, "lts": lts}  # fmt: skip
+        if self.local is not None:
+            out["local"] = asdict(self.local)
+        if self.run is not None:
+            out |= {"run": self.run, "run_values": self.run_values}
+        return out
 
 
-def gallery_report() -> list[dict[str, Any]]:
-    """The published gallery as data, with this machine's measurements and what the workspace has of
-    each model: trained here, the pre-trained one pulled from the Hub, exports."""
+def row(row_id: str, arch: Arch, published: dict[str, Any] | None, store: Store, **extra: Any) -> Row:
+    """An architecture's row, with this machine's cached measurements of it from `store`."""
+    from lts_cli.machine import fingerprint
+
+    found = store.measurements_for(arch.archid, fingerprint())
+    measured = [m for m in found if isinstance(m, Measurement)]
+    return Row(row_id, arch, published, measured, len(found) - len(measured), **extra)
+
+
+def gallery_row(entry: GalleryEntry, store: Store) -> Row:
+    return row(entry.id, entry.arch, entry.published(), store, local=local_copies(entry.id))
+
+
+def gallery_report() -> list[Row]:
+    """The published gallery, with this machine's measurements and what the workspace has of each
+    model: trained here, the pre-trained one pulled from the Hub, exports."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        return [{**gallery_row(e, store=store), "local": local_copies(e.id)} for e in entries()]
+        return [gallery_row(e, store) for e in entries()]
 
 
-def local_copies(model_id: str) -> dict[str, Any]:
+def local_copies(model_id: str) -> LocalCopies:
     """Whether `model_id` is trained here and pulled (with its files in the Hub cache), and its exports."""
     from lts_cli import workspace
 
@@ -162,24 +196,4 @@ def local_copies(model_id: str) -> dict[str, Any]:
     exports = [str(p) for place in places if place.is_dir() for p in sorted(place.iterdir())
                if (p / workspace.EXPORT_MARKER).is_file()]  # fmt: skip
     trained = (models / model_id / workspace.TRAINED_MARKER).is_file()
-    return {"trained": trained, "pulled": pulled, "exports": exports}
-
-
-def _measurements(arch: Arch, store: Store | None) -> list[dict[str, Any]]:
-    """This machine's cached measurements of `arch` (any settings), newest first."""
-    from lts_cli.machine import fingerprint
-    from lts_cli.store import open_store
-
-    if store is None:
-        with open_store() as own:
-            return own.measurements_for(arch.archid, fingerprint())
-    return store.measurements_for(arch.archid, fingerprint())
-
-
-def _preferred(measured: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The measurement to show beside the published one: like-for-like (seq 192, batch 1) first."""
-    prefill = [m for m in measured if m.get("kind", "prefill") == "prefill"]
-    for m in prefill:
-        if m["settings"]["seq_len"] == PUBLISHED_LATENCY_SEQ_LEN and m["settings"]["batch_size"] == 1:
-            return m
-    return prefill[0] if prefill else None
+    return LocalCopies(trained, pulled, exports)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def generate(
     on_text: OnText | None = None,
     on_note: OnText | None = None,
     threads: int = 0,
-) -> dict[str, Any]:
+) -> Generated:
     """Generate with the KV cache. `on_text` receives the prompt, then the text as it is produced (one
     sequence only), and nothing if the prompt is refused; `on_note` hears what the user should know.
     `threads`: torch's intra-op threads (0: torch's default, all cores)."""
@@ -83,31 +84,78 @@ def generate(
     seconds = time.perf_counter() - start
     new = out[:, ids.shape[1] :]
     new_tokens = sum(_generated_length(row.tolist(), eos) for row in new)
-    return {
-        "model": loaded.label,
-        "source": loaded.source,
-        "prompt": prompt,
-        "texts": [tok.decode(row, skip_special_tokens=True) for row in new],
-        "prompt_tokens": int(ids.shape[1]),
-        "new_tokens": new_tokens,
-        "requested_new_tokens": config.max_new_tokens,
-        "max_new_tokens": max_new,
-        "seconds": seconds,
-        "tokens_per_s": new_tokens / seconds if seconds > 0 else None,
-        "settings": _settings(config),
-    }
+    texts = [tok.decode(row, skip_special_tokens=True) for row in new]
+    return Generated(
+        loaded.label, loaded.source, prompt, texts, int(ids.shape[1]), new_tokens, max_new, seconds, config
+    )
 
 
-def _settings(config: GenerateConfig) -> dict[str, Any]:
-    return {
-        "greedy": config.greedy,
-        "temperature": None if config.greedy else config.temperature,
-        "top_p": None if config.greedy else config.top_p,
-        "top_k": None if config.greedy else config.top_k,
-        "seed": config.seed,
-        "num_return_sequences": config.num_return_sequences,
-        "stop_at_eos": config.stop_at_eos,
-    }
+@dataclass(frozen=True)
+class Generated:
+    """What was generated, and how fast (prefill and per-token decode separately on ONNX Runtime)."""
+
+    model: str
+    source: str
+    prompt: str
+    texts: list[str]
+    prompt_tokens: int
+    new_tokens: int
+    max_new_tokens: int  # what the context left room for
+    seconds: float
+    config: GenerateConfig
+    prefill_s: float | None = None
+    decode_ms_per_token: float | None = None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.new_tokens / self.seconds if self.seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.config
+        sampled = not c.greedy
+        out = {**{k: v for k, v in asdict(self).items() if k != "config"}, "tokens_per_s": self.tokens_per_s}
+        out["requested_new_tokens"] = c.max_new_tokens
+        out["settings"] = {
+            "greedy": c.greedy,
+            "temperature": c.temperature if sampled else None,
+            "top_p": c.top_p if sampled else None,
+            "top_k": c.top_k if sampled else None,
+            "seed": c.seed,
+            "num_return_sequences": c.num_return_sequences,
+            "stop_at_eos": c.stop_at_eos,
+        }
+        return out
+
+
+def run(
+    ref: str,
+    prompt: str,
+    config: GenerateConfig,
+    backend: str = "torch",
+    threads: int = 0,
+    allow_untrained: bool = False,
+    revision: str | None = None,
+    on_text: OnText | None = None,
+    on_note: OnText | None = None,
+) -> Generated:
+    """`lts generate`: text from whatever `ref` names, with transformers (`backend` torch) or ONNX
+    Runtime (exporting the model once, into its default export folder, if it has none)."""
+    from lts_cli.modeling import load
+    from lts_cli.tokenizer import OWN
+
+    note = on_note or (lambda text: None)
+    if backend == "onnx":
+        folder = onnx_folder(
+            ref, allow_untrained, lambda path: note(f"exporting to {path} (once)"), on_note, prompt, revision
+        )
+        return generate_onnx(folder, prompt, config, on_text, on_note, threads)
+    loaded = load(ref, allow_untrained=allow_untrained, on_note=on_note, revision=revision)
+    if loaded.source == "untrained":
+        note(f"{loaded.label}: the text below is noise from an untrained model")
+    elif loaded.tokenizer_how != OWN:
+        note(f"tokenizer: {loaded.tokenizer_how}")
+    result = generate(loaded, prompt, config, on_text, on_note, threads)
+    return replace(result, model=loaded.describe())
 
 
 def _generated_length(row: list[int], eos: int) -> int:
@@ -202,7 +250,7 @@ def generate_onnx(
     on_text: OnText | None = None,
     on_note: OnText | None = None,
     threads: int = 0,
-) -> dict[str, Any]:
+) -> Generated:
     """Greedy or sampled decoding with ONNX Runtime and the KV cache, in a plain numpy loop.
 
     Sampling follows transformers (temperature, then top-k, then top-p); the random stream is numpy's,
@@ -225,7 +273,8 @@ def generate_onnx(
     prompt_ids = prompt_ids or [eos]
     max_new = _budget(len(prompt_ids), model_config.get("n_positions"), config, on_note)
     rng = np.random.default_rng(config.seed)
-    texts, new_tokens, prefill_s, decode_s = [], 0, 0.0, 0.0
+    texts: list[str] = []
+    new_tokens, prefill_s, decode_s = 0, 0.0, 0.0
     start = time.perf_counter()
     for _ in range(config.num_return_sequences):
         ids = np.asarray([prompt_ids], dtype=np.int64)
@@ -244,24 +293,14 @@ def generate_onnx(
             decode_s += time.perf_counter() - t0
         stream.end()
         new_tokens += len(stream.tokens)
-        texts.append(tok.decode(stream.tokens, skip_special_tokens=True))
+        texts.append(str(tok.decode(stream.tokens, skip_special_tokens=True)))
     seconds = time.perf_counter() - start
     decode_steps = new_tokens - config.num_return_sequences
-    return {
-        "model": str(folder),
-        "source": f"onnx ({info.get('dtype', 'fp32')})",
-        "prompt": prompt,
-        "texts": texts,
-        "prompt_tokens": len(prompt_ids),
-        "new_tokens": new_tokens,
-        "requested_new_tokens": config.max_new_tokens,
-        "max_new_tokens": max_new,
-        "seconds": seconds,
-        "tokens_per_s": new_tokens / seconds if seconds > 0 else None,
-        "prefill_s": prefill_s / config.num_return_sequences,
-        "decode_ms_per_token": 1000 * decode_s / decode_steps if decode_steps > 0 else None,
-        "settings": _settings(config),
-    }
+    return Generated(
+        str(folder), f"onnx ({info.get('dtype', 'fp32')})", prompt, texts, len(prompt_ids), new_tokens, max_new,
+        seconds, config, prefill_s / config.num_return_sequences,
+        1000 * decode_s / decode_steps if decode_steps > 0 else None,
+    )  # fmt: skip
 
 
 def _pick(logits: np.ndarray, config: GenerateConfig, rng: np.random.Generator) -> int:

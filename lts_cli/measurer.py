@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from lts_cli import objectives as registry
 from lts_cli.errors import UsageError
-from lts_cli.measuring import Measurement, Progress, cache_key, measure
+from lts_cli.measuring import Progress, cache_key, measure
 from lts_cli.search import Failed, Measured
-from lts_cli.settings import Kind, MeasureSettings
+from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
-from lts_cli.store import Store
+from lts_cli.store import Damaged, Store
 
 OnNote = Callable[[str], None]
 
@@ -117,6 +117,7 @@ class Measurer:
         self.use_cache = use_cache
         self.source = source  # who asked, remembered with each architecture's id
         self.progress = progress
+        self.on_note = on_note
         self.where = where or Where()
         self.cluster: Any = cluster
         if self.where.executor == "ray":
@@ -131,14 +132,20 @@ class Measurer:
     # ---- the cache -------------------------------------------------------------------------------
 
     def cached(self, arch: Arch, kind: Kind, fingerprint: dict[str, Any]) -> Measurement | None:
+        """The cached measurement, or None (a damaged row is said once and measured again)."""
         if not self.use_cache:
             return None
         found = self.store.get_measurement(cache_key(arch, self.settings, fingerprint, kind))
-        if found is None:
+        if isinstance(found, Damaged):
+            if self.on_note:
+                self.on_note(
+                    f"{found.problem}: measuring {arch.short()} again, which replaces row {found.key[:12]} "
+                    "(`lts cache check` lists damaged rows)"
+                )
             return None
-        measurement = Measurement.from_dict(found)
-        measurement.cached = True
-        return measurement
+        if found is not None:
+            found.cached = True
+        return found
 
     def _from_cache(self, arch: Arch) -> Evaluation | None:
         """The values of `arch` if every kind it needs is cached on one of the measuring machines."""
@@ -155,7 +162,7 @@ class Measurer:
             key, arch.archid, measurement.settings, measurement.fingerprint, measurement.to_dict()
         )
 
-    def cached_rows(self) -> list[dict[str, Any]] | None:
+    def cached_rows(self) -> list[Measurement] | None:
         """Every measurement cached on the (first) measuring machine, any settings, for the latency
         model; None with the cache off (then the model learns from the run's own measurements)."""
         return self.store.measurements_on(self.fingerprints[0]) if self.use_cache else None

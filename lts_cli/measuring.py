@@ -5,7 +5,6 @@ measurement service (measurer.py) decides what to measure."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lts_cli.errors import ConfigError, LtsError
-from lts_cli.settings import Kind, MeasureSettings
+from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -160,51 +159,6 @@ def _process_peak_mib(method: str) -> float:
 # ---- one architecture ---------------------------------------------------------------------------
 
 MIB = 2**20
-
-
-@dataclass
-class Measurement:
-    """One architecture measured on one machine with one set of settings.
-
-    kind "prefill": the published protocol, `seq_len` tokens through the `graph` graph.
-    kind "decode": one new token with a KV cache of `decode_context` tokens (the with-past graph).
-    """
-
-    archid: str
-    arch: dict[str, int]
-    settings: dict[str, Any]
-    fingerprint: dict[str, Any]
-    non_embedding_params: int
-    latency_s: float  # the objective: median of the timed runs
-    latency_mean_s: float
-    latency_cv: float
-    latency_ci95_rel: float | None
-    latency_min_s: float
-    runs: int
-    stop: str  # fixed | converged | max-trials
-    memory_mib: float  # size of the single-file ONNX model of the measured graph
-    file_bytes: int
-    peak_rss_mib: float  # peak resident memory above the process baseline: weights + session + runs
-    peak_rss_method: str
-    build_s: float
-    session_s: float
-    timing_s: float
-    load_avg: float  # 1-minute load average when the timing started (noise context)
-    measured_at: str
-    cached: bool = False
-    kind: Kind = "prefill"
-
-    @property
-    def overhead_s(self) -> float:
-        return self.build_s + self.session_s
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: dict[str, Any], kind: Kind = "prefill") -> str:

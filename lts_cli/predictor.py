@@ -25,7 +25,7 @@ from lts_cli import objectives as registry
 from lts_cli.errors import TooFewMeasurements
 from lts_cli.measurer import Measurer, exact_values
 from lts_cli.rankstats import Errors, errors, spearman
-from lts_cli.settings import Kind, MeasureSettings
+from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
 
 MIN_MEASUREMENTS = 8  # fewer cannot pin down the main costs
@@ -182,20 +182,18 @@ def cross_validate(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
-def training_data(
-    measurements: Sequence[dict[str, Any]], kind: str, settings: dict[str, Any]
-) -> list[tuple[Arch, float]]:
+def training_data(measurements: Sequence[Measurement], kind: str, settings: dict[str, Any]) -> list[tuple[Arch, float]]:
     """(architecture, latency) of the cached `measurements` of `kind` taken with the same settings
     (timing protocol aside); an architecture measured more than once counts once, at its median."""
     want = model_key(settings)
     found: dict[str, list[float]] = {}
     archs: dict[str, Arch] = {}
     for m in measurements:
-        if m.get("kind", "prefill") != kind or model_key(m.get("settings", {})) != want:
+        if m.kind != kind or model_key(m.settings) != want:
             continue
-        arch = Arch(**m["arch"])
+        arch = Arch(**m.arch)
         archs[arch.archid] = arch
-        found.setdefault(arch.archid, []).append(float(m["latency_s"]))
+        found.setdefault(arch.archid, []).append(m.latency_s)
     return [(archs[k], float(np.median(v))) for k, v in found.items()]
 
 
@@ -321,7 +319,7 @@ def report(settings: MeasureSettings, kind: Kind, plot: Path | None = None) -> R
     return Report(fingerprint(), model, accuracy, target)
 
 
-def _cached_here() -> list[dict[str, Any]]:
+def _cached_here() -> list[Measurement]:
     from lts_cli.machine import fingerprint
     from lts_cli.store import open_store
 

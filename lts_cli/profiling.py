@@ -15,8 +15,8 @@ from lts_cli import objectives as registry
 from lts_cli.errors import ConfigError, LtsError
 from lts_cli.gallery import GalleryEntry, Resolved
 from lts_cli.measurer import Measurer, Where
-from lts_cli.measuring import MIB, LatencyStats, Measurement, Progress
-from lts_cli.settings import MeasureSettings
+from lts_cli.measuring import MIB, LatencyStats, Progress
+from lts_cli.settings import Measurement, MeasureSettings
 from lts_cli.space import Arch
 
 OnNote = Callable[[str], None]

@@ -194,9 +194,9 @@ def front_rows(search: Search, state: SearchState) -> list[dict[str, Any]]:
     return [{"archid": r.archid, **r.arch, **r.values, "generation": r.generation} for r in front]
 
 
-def front_report(name: str) -> list[dict[str, Any]]:
-    """A run's Pareto members as gallery-style rows, with this machine's measurements (`gallery list --run`)."""
-    from lts_cli.gallery import arch_row
+def front_report(name: str) -> list[Any]:
+    """A run's Pareto members as gallery rows, with this machine's measurements (`gallery list --run`)."""
+    from lts_cli.gallery import row
     from lts_cli.store import open_store
 
     summary = RunFolder.open(name).summary()
@@ -207,7 +207,7 @@ def front_report(name: str) -> list[dict[str, Any]]:
         for member in summary["front"]:
             arch = Arch(**{k: member[k] for k in ARCH_FIELDS})
             values = {o: member.get(o) for o in summary["objectives"]}
-            rows.append({**arch_row(arch.archid, arch, None, store), "run": name, "run_values": values})
+            rows.append(row(arch.archid, arch, None, store, run=name, run_values=values))
         return rows
 
 

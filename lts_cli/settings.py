@@ -1,4 +1,5 @@
-"""How an architecture is measured on ONNX Runtime: `MeasureSettings`, every field part of the cache key (pure)."""
+"""How an architecture is measured on ONNX Runtime (`MeasureSettings`, every field part of the cache
+key) and what a measurement records (`Measurement`, read back from the cache with every type checked)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lts_cli.config import at_least
-from lts_cli.errors import invalid
+from lts_cli.errors import LtsError, invalid
 
 Kind = Literal["prefill", "decode"]  # the two kinds of measurement
 
@@ -68,3 +69,57 @@ class MeasureSettings:
             f"{self.graph} graph, batch {self.batch_size}, seq {self.seq_len}, {self.threads} thread(s), "
             f"opt {self.opt_level}, {self.warmup} warm-up + {runs}"
         )
+
+
+@dataclass
+class Measurement:
+    """One architecture measured on one machine with one set of settings.
+
+    kind "prefill": the published protocol, `seq_len` tokens through the `graph` graph.
+    kind "decode": one new token with a KV cache of `decode_context` tokens (the with-past graph).
+    """
+
+    archid: str
+    arch: dict[str, int]
+    settings: dict[str, Any]
+    fingerprint: dict[str, Any]
+    non_embedding_params: int
+    latency_s: float  # the objective: median of the timed runs
+    latency_mean_s: float
+    latency_cv: float
+    latency_ci95_rel: float | None
+    latency_min_s: float
+    runs: int
+    stop: str  # fixed | converged | max-trials
+    memory_mib: float  # size of the single-file ONNX model of the measured graph
+    file_bytes: int
+    peak_rss_mib: float  # peak resident memory above the process baseline: weights + session + runs
+    peak_rss_method: str
+    build_s: float
+    session_s: float
+    timing_s: float
+    load_avg: float  # 1-minute load average when the timing started (noise context)
+    measured_at: str
+    cached: bool = False
+    kind: Kind = "prefill"
+
+    @property
+    def overhead_s(self) -> float:
+        return self.build_s + self.session_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "a cached measurement") -> Measurement:
+        """A stored measurement, every field checked for its type (keys it does not know are left
+        out: rows written by other versions); a row of the wrong shape is an LtsError naming what."""
+        from lts_cli.config import from_mapping
+
+        if not isinstance(data, dict):
+            raise LtsError(f"{source} is not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        found = from_mapping(cls, {k: v for k, v in data.items() if k in names}, source)
+        if not found.latency_s > 0:
+            raise LtsError(f"{source}: latency_s must be a positive number of seconds, got {found.latency_s!r}")
+        return found

@@ -2,8 +2,9 @@
 
 The schema has a version (`PRAGMA user_version`); an older database is migrated in place, one
 transaction per step, so it is either fully migrated or untouched. Anything that does not read
-as this schema (a missing table or column, a row whose JSON does not parse) is reported as one
-error that names the file, and the file is left as it is.
+as this schema (a missing table or column) is reported as one error that names the file, and the
+file is left as it is. A cached measurement is read with every field checked, one row at a time: a
+row that does not read as one is `Damaged` (as good as absent), never an error for the whole store.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lts_cli.errors import LtsError
+from lts_cli.settings import Measurement
 from lts_cli.space import Arch
 
 SCHEMA_VERSION = 2
@@ -151,10 +154,12 @@ class Store:
             ).fetchall()
             return [Arch(**json.loads(row["config"])) for row in rows]
 
-    def get_measurement(self, key: str) -> dict[str, Any] | None:
+    def get_measurement(self, key: str) -> Measurement | Damaged | None:
+        """The cached measurement under `key`; Damaged when its row does not read as one (then it is
+        as good as absent: the caller measures again, and the new result replaces the row)."""
         with self._reading("measurements"):
-            row = self._conn.execute("SELECT result FROM measurements WHERE key = ?", (key,)).fetchone()
-            return _object(row["result"]) if row else None
+            row = self._conn.execute("SELECT key, archid, result FROM measurements WHERE key = ?", (key,)).fetchone()
+        return _read(row) if row else None
 
     def put_measurement(
         self, key: str, archid: str, settings: dict[str, Any], fingerprint: dict[str, Any], result: dict[str, Any]
@@ -172,34 +177,58 @@ class Store:
             ),
         )
 
-    def measurements_on(self, fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every cached result measured on the machine with this fingerprint, oldest first."""
+    def measurements_on(self, fingerprint: dict[str, Any]) -> list[Measurement]:
+        """Every readable cached measurement made on the machine with this fingerprint, oldest first."""
         with self._reading("measurements"):
             rows = self._conn.execute(
-                "SELECT result FROM measurements WHERE fingerprint = ? ORDER BY created",
+                "SELECT key, archid, result FROM measurements WHERE fingerprint = ? ORDER BY created",
                 (json.dumps(fingerprint, sort_keys=True),),
             ).fetchall()
-            return [_object(r["result"]) for r in rows]
+        return [m for m in map(_read, rows) if isinstance(m, Measurement)]
 
     def count_measurements(self) -> int:
         with self._reading("measurements"):
             return int(self._conn.execute("SELECT count(*) FROM measurements").fetchone()[0])
 
-    def measurements_for(self, archid: str, fingerprint: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def measurements_for(self, archid: str, fingerprint: dict[str, Any] | None = None) -> list[Measurement | Damaged]:
         """Cached results for `archid`, newest first; only this machine's when `fingerprint` is given."""
         with self._reading("measurements"):
             rows = self._conn.execute(
-                "SELECT fingerprint, result FROM measurements WHERE archid = ? ORDER BY created DESC", (archid,)
+                "SELECT key, archid, fingerprint, result FROM measurements WHERE archid = ? ORDER BY created DESC",
+                (archid,),
             ).fetchall()
-            wanted = json.dumps(fingerprint, sort_keys=True) if fingerprint is not None else None
-            return [_object(r["result"]) for r in rows if wanted is None or r["fingerprint"] == wanted]
+        wanted = json.dumps(fingerprint, sort_keys=True) if fingerprint is not None else None
+        return [_read(r) for r in rows if wanted is None or r["fingerprint"] == wanted]
+
+    def damaged(self) -> list[Damaged]:
+        """Every cached measurement whose row does not read as one (`lts cache check`)."""
+        with self._reading("measurements"):
+            rows = self._conn.execute("SELECT key, archid, result FROM measurements ORDER BY created").fetchall()
+        return [m for m in map(_read, rows) if isinstance(m, Damaged)]
+
+    def drop_measurements(self, keys: list[str]) -> None:
+        try:
+            with self._transaction():
+                self._conn.executemany("DELETE FROM measurements WHERE key = ?", [(k,) for k in keys])
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(str(exc)) from exc
 
 
-def _object(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-    return value
+@dataclass(frozen=True)
+class Damaged:
+    """A cached measurement's row that does not read as a measurement, and why."""
+
+    key: str
+    archid: str
+    problem: str
+
+
+def _read(row: sqlite3.Row) -> Measurement | Damaged:
+    """One row of the measurements table, every field checked; never raises for what a row holds."""
+    try:
+        return Measurement.from_dict(json.loads(row["result"]), f"the cached measurement of {row['archid']}")
+    except (ValueError, TypeError, LtsError) as exc:
+        return Damaged(row["key"], row["archid"], str(exc).splitlines()[0][:300])
 
 
 def open_store() -> Store:

@@ -146,11 +146,24 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def measurement(arch, latency: float, settings=None, fingerprint=None, kind: str = "prefill"):  # type: ignore[no-untyped-def]
+    """A valid Measurement of `arch` (made up: `latency` seconds) as lts caches them."""
+    from lts_cli.settings import Measurement, MeasureSettings
+
+    settings = settings or MeasureSettings()
+    return Measurement(
+        archid=arch.archid, arch=arch.to_dict(), settings=settings.key(kind), fingerprint=fingerprint or {},
+        non_embedding_params=arch.non_embedding_params, latency_s=latency, latency_mean_s=latency, latency_cv=0.0,
+        latency_ci95_rel=0.0, latency_min_s=latency, runs=3, stop="fixed", memory_mib=4 * arch.unique_params / 2**20,
+        file_bytes=4 * arch.unique_params, peak_rss_mib=1.0, peak_rss_method="fake", build_s=0.0, session_s=0.0,
+        timing_s=0.0, load_avg=0.0, measured_at="2026-12-01T00:00:00+00:00", kind=kind,
+    )  # fmt: skip
+
+
 def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type: ignore[no-untyped-def]
     """A deterministic stand-in for measuring.measure (latency ~ FLOPs), so fronts are reproducible;
     `interrupt_after` measurements it raises KeyboardInterrupt (Ctrl-C). Patch it in with
     `monkeypatch.setattr(measurer, "measure", fake_measure(calls))`."""
-    from lts_cli import measuring
     from lts_cli.objectives import REGISTRY
 
     def measure(arch, settings, kind="prefill", fingerprint=None, progress=None):  # type: ignore[no-untyped-def]
@@ -158,29 +171,6 @@ def fake_measure(calls: list[str], interrupt_after: int | None = None):  # type:
             raise KeyboardInterrupt
         calls.append(arch.archid)
         latency = next(o for o in REGISTRY.values() if o.source == kind).grows_with(arch, settings) / 1e9
-        return measuring.Measurement(
-            archid=arch.archid,
-            arch=arch.to_dict(),
-            settings=settings.key(kind),
-            fingerprint=fingerprint or {},
-            non_embedding_params=arch.non_embedding_params,
-            latency_s=latency,
-            latency_mean_s=latency,
-            latency_cv=0.0,
-            latency_ci95_rel=0.0,
-            latency_min_s=latency,
-            runs=3,
-            stop="fixed",
-            memory_mib=4 * arch.unique_params / 2**20,
-            file_bytes=4 * arch.unique_params,
-            peak_rss_mib=1.0,
-            peak_rss_method="fake",
-            build_s=0.0,
-            session_s=0.0,
-            timing_s=0.0,
-            load_avg=0.0,
-            measured_at="now",
-            kind=kind,
-        )
+        return measurement(arch, latency, settings, fingerprint, kind)
 
     return measure

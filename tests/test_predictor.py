@@ -15,7 +15,7 @@ from lts_cli import measurer, predictor, rankstats
 from lts_cli.errors import TooFewMeasurements
 from lts_cli.search import SearchConfig
 from lts_cli.space import Arch, SearchSpace
-from tests.conftest import assert_user_error, fake_measure
+from tests.conftest import assert_user_error, fake_measure, measurement
 
 SETTINGS = SearchConfig().measure.key("prefill")
 
@@ -67,11 +67,13 @@ def test_spearman_and_ranks_by_hand() -> None:
 
 
 def test_timing_protocol_does_not_split_the_training_data() -> None:
+    import dataclasses
+
     arch = Arch(n_layer=2, d_model=128, d_inner=256, n_head=2)
-    base = {"arch": arch.to_dict(), "latency_s": 0.2, "kind": "prefill"}
-    fixed = {**base, "settings": {**SETTINGS, "adaptive": False, "trials": 25}}
-    adaptive = {**base, "latency_s": 0.3, "settings": {**SETTINGS, "adaptive": True}}
-    other = {**base, "settings": {**SETTINGS, "seq_len": 192}}
+    base = measurement(arch, 0.2)
+    fixed = dataclasses.replace(base, settings={**SETTINGS, "adaptive": False, "trials": 25})
+    adaptive = dataclasses.replace(base, latency_s=0.3, settings={**SETTINGS, "adaptive": True})
+    other = dataclasses.replace(base, settings={**SETTINGS, "seq_len": 192})
     rows = predictor.training_data([fixed, adaptive, other], "prefill", SETTINGS)
     assert rows == [(arch, 0.25)]  # one architecture, the median of its two comparable measurements
 

@@ -63,7 +63,7 @@ def test_a_published_checkpoint_is_pulled_as_its_config_says(run_cli, hub_cache:
         "the gallery table lists d_model 128, d_inner 768, n_head 4"
     )
     assert result.stderr.count(difference) == 1
-    assert "n_embd 768" in result.stdout and "tokenizer: its own tokenizer files" in result.stdout
+    assert "n_embd 768" in result.stdout and "its own tokenizer files" in result.stdout
     shown = json.loads(run_cli("models", "show", "gpt2_a9e3", "--json").stdout)
     assert shown["config"]["n_embd"] == 768 and shown["arch"]["d_model"] == 768
     # 4 x (12 x 768^2 + 13 x 768) + 2 x 768, counted by hand: GPT-2 small's blocks, 4 of them.

@@ -19,11 +19,10 @@ from lts_cli import distributed
 from lts_cli.errors import LtsError
 from lts_cli.machine import fingerprint
 from lts_cli.measurer import Measurer, Where, evaluation
-from lts_cli.measuring import Measurement
 from lts_cli.predictor import Screener
 from lts_cli.search import Measured, Search, SearchConfig
 from lts_cli.searching import same_machines
-from lts_cli.settings import MeasureSettings
+from lts_cli.settings import Measurement, MeasureSettings
 from lts_cli.space import Arch, SearchSpace
 from lts_cli.store import open_store
 from tests.conftest import assert_user_error
@@ -270,9 +269,9 @@ def test_lts_search_and_profile_measure_on_ray_slots(cluster: Any, run_cli, tmp_
     assert summary["machines"] == {"fingerprints": [fingerprint()], "target": None} and not summary["failed"]
     with open_store() as store:
         cached = store.measurements_on(fingerprint())
-    archids = [m["archid"] for m in cached]
+    archids = [m.archid for m in cached]
     assert len(archids) == len(set(archids)) == summary["timings"]["evaluated"]  # each measured once, real ORT
-    assert all(m["latency_s"] > 0 and m["runs"] >= 1 for m in cached)
+    assert all(m.latency_s > 0 and m.runs >= 1 for m in cached)
     quick = ["--seq-len", "32", "--trials", "3", "--warmup", "1", "--objectives", "onnx_latency", "--json"]
     first = run_cli("profile", archids[0], "--executor", "ray", "--no-cache", *quick)
     assert first.exit_code == 0, first.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -10,24 +11,54 @@ import pytest
 
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
-from lts_cli.store import SCHEMA_VERSION, Store
+from lts_cli.store import SCHEMA_VERSION, Damaged, Store
+from tests.conftest import measurement
 
 ARCH = Arch(n_layer=2, d_model=64, d_inner=128, n_head=2)
 
 
 def test_round_trip(tmp_path: Path) -> None:
+    made = measurement(ARCH, 0.5, fingerprint={"cpu": "x"})
     with Store(tmp_path / "lts.db") as store:
         store.put_arch(ARCH, "test")
         store.put_arch(ARCH, "again")  # idempotent
         assert store.find_archs(ARCH.archid[:9]) == [ARCH]
         assert store.find_archs("gpt2_ffff") == []
-        store.put_measurement("k1", ARCH.archid, {"seq_len": 8}, {"cpu": "x"}, {"latency_s": 0.5})
-        assert store.get_measurement("k1") == {"latency_s": 0.5}
+        store.put_measurement("k1", ARCH.archid, made.settings, {"cpu": "x"}, made.to_dict())
+        assert store.get_measurement("k1") == made
         assert store.get_measurement("k2") is None
-        assert store.measurements_for(ARCH.archid, {"cpu": "x"}) == [{"latency_s": 0.5}]
+        assert store.measurements_for(ARCH.archid, {"cpu": "x"}) == [made]
         assert store.measurements_for(ARCH.archid, {"cpu": "y"}) == []
     with Store(tmp_path / "lts.db") as again:  # persisted
-        assert again.get_measurement("k1") == {"latency_s": 0.5}
+        assert again.get_measurement("k1") == made
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        ("{broken", "Expecting property name"),  # not JSON
+        ("{}", "missing archid"),  # JSON of the wrong shape (issue 18)
+        ('{"median": "abc"}', "missing archid"),
+        ("LATENCY_ABC", "latency_s must be a number, got 'abc'"),
+        ("[1, 2]", "is not a JSON object"),
+    ],
+)
+def test_a_damaged_row_is_as_good_as_absent(tmp_path: Path, result: str, problem: str) -> None:
+    good, other = measurement(ARCH, 0.5), measurement(Arch(1, 64, 128, 2), 0.25)
+    if result == "LATENCY_ABC":
+        result = json.dumps({**good.to_dict(), "latency_s": "abc"})
+    with Store(tmp_path / "lts.db") as store:
+        store.put_measurement("bad", ARCH.archid, {}, {}, good.to_dict())
+        store.put_measurement("good", other.archid, {}, {}, other.to_dict())
+    with sqlite3.connect(tmp_path / "lts.db") as conn:
+        conn.execute("UPDATE measurements SET result = ? WHERE key = 'bad'", (result,))
+    with Store(tmp_path / "lts.db") as store:
+        damaged = store.get_measurement("bad")
+        assert isinstance(damaged, Damaged) and problem in damaged.problem and damaged.archid == ARCH.archid
+        assert store.measurements_on({}) == [other]  # the others still read
+        assert store.damaged() == [damaged]
+        store.drop_measurements([damaged.key])
+        assert store.damaged() == [] and store.get_measurement("bad") is None
 
 
 def _writer(path: str, worker: int, count: int) -> None:

@@ -3,12 +3,14 @@ flags turned into typed config objects, and rendering (stdout for results, stder
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 import typer
 from rich import box
@@ -32,18 +34,6 @@ if not out.is_terminal:
     out = Console(width=100_000)
 
 
-class GraphChoice(StrEnum):
-    next_token = "next-token"
-    logits = "logits"
-
-
-class OptLevel(StrEnum):
-    disable = "disable"
-    basic = "basic"
-    extended = "extended"
-    all = "all"
-
-
 class ExecutorChoice(StrEnum):
     local = "local"
     ray = "ray"
@@ -59,8 +49,29 @@ class Backend(StrEnum):
 
 
 # ---- option groups ----------------------------------------------------------------------------
-# Each maps the config field it sets to its option; a command lists the options in its signature
-# (one line each) and `pick` turns what was given into that config's changes.
+# Each maps the config field it sets to (type, option). A command takes groups with `with_options`
+# (they join its signature, so Typer sees them) and receives their values in `**given`; `pick`
+# turns what was given of a group into that config's changes.
+
+Group = Mapping[str, tuple[Any, Any]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_options(*groups: Group) -> Callable[[F], F]:
+    """Add the groups' options to a command's signature, after its own parameters."""
+
+    def wrap(func: F) -> F:
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+            for group in groups
+            for name, (annotation, option) in group.items()
+        ]
+        func.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        return func
+
+    return wrap
 
 
 def option(flags: str | tuple[str, ...], text: str, shown: Any = None, **kw: Any) -> Any:
@@ -71,51 +82,74 @@ def option(flags: str | tuple[str, ...], text: str, shown: Any = None, **kw: Any
     return typer.Option(None, *names, help=text, show_default=default, **kw)
 
 
-def measure_options(d: Any) -> dict[str, Any]:
+def options_for(config: Any, helps: Mapping[str, str], **special: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Options for the fields of a config dataclass, typed as the fields are, with `config`'s values as
+    the defaults shown: `helps` names the fields and their help; `special[field]` gives other flags
+    (`flags=("--generations", "-g")`, `--on/--off` for a boolean) or Typer keywords."""
+    hints: dict[str, Any] = typing.get_type_hints(type(config))
+    out = {}
+    for name, text in helps.items():
+        kind, shown, extra = hints[name], getattr(config, name), dict(special.get(name, {}))
+        flags = extra.pop("flags", "--" + name.replace("_", "-"))
+        if kind is bool:  # `--screen/--no-screen`: the default shown is the flag that is on
+            shown = flags.split("/")[0 if shown else 1].lstrip("-")
+        if typing.get_origin(kind) is typing.Literal:  # choices: an enum of the values, any case
+            kind = _choices(name, typing.get_args(kind))
+            extra.setdefault("case_sensitive", False)
+        out[name] = (Optional[kind], option(flags, text, shown, **extra))
+    return out
+
+
+def _choices(name: str, values: Sequence[str]) -> Any:
+    """An enum of a Literal's values (how Typer takes choices)."""
+    return StrEnum(name.title().replace("_", ""), [(v, v) for v in values])
+
+
+def measure_options(d: Any) -> dict[str, tuple[Any, Any]]:
     """MeasureSettings' fields (search, profile, predictor), with `d`'s defaults in --help."""
-    return {
-        "seq_len": option("--seq-len", "Prefill tokens (the gallery was published at 192).", d.seq_len),
-        "batch_size": option("--batch-size", "Batch size.", d.batch_size),
-        "threads": option("--threads", "ONNX Runtime intra-op threads.", d.threads),
-        "trials": option("--trials", "Timed runs (the most with --adaptive).", d.trials),
-        "warmup": option("--warmup", "Untimed warm-up runs.", d.warmup),
-        "graph": option("--graph", "next-token (published: LM head on the last position only) or logits.", d.graph,
-                      case_sensitive=False),
-        "opt_level": option("--opt-level", "ONNX Runtime graph optimization.", d.opt_level, case_sensitive=False),
-        "adaptive": option("--adaptive/--fixed-runs", "Stop timing once the mean's 95% CI is within --target-ci.",
-                         "adaptive" if d.adaptive else "fixed-runs"),
-        "min_trials": option("--min-trials", "Runs before --adaptive may stop.", d.min_trials),
-        "target_ci": option("--target-ci", "Relative CI half-width for --adaptive.", d.target_ci),
-        "decode_context": option("--decode-context", "KV cache tokens of decode measurements.", d.decode_context),
-    }  # fmt: skip
+    return options_for(d, {
+        "seq_len": "Prefill tokens (the gallery was published at 192).",
+        "batch_size": "Batch size.",
+        "threads": "ONNX Runtime intra-op threads.",
+        "trials": "Timed runs (the most with --adaptive).",
+        "warmup": "Untimed warm-up runs.",
+        "graph": "next-token (published: LM head on the last position only) or logits.",
+        "opt_level": "ONNX Runtime graph optimization.",
+        "adaptive": "Stop timing once the mean's 95% CI is within --target-ci.",
+        "min_trials": "Runs before --adaptive may stop.",
+        "target_ci": "Relative CI half-width for --adaptive.",
+        "decode_context": "KV cache tokens of decode measurements.",
+    }, adaptive={"flags": "--adaptive/--fixed-runs"})  # fmt: skip
 
 
-EXECUTOR = {
-    "executor": typer.Option(ExecutorChoice.local, "--executor", case_sensitive=False,
-                             help="Where to measure: this machine, or the lts_bench slots of a Ray cluster."),
-    "ray_address": option("--ray-address", "With --executor ray: the cluster (HEAD:6379).",
-                        "$RAY_ADDRESS, else a local Ray instance", metavar="ADDR"),
-    "target": option("--target", "With --executor ray: only nodes started with the resource lts_target_LABEL.",
-                   metavar="LABEL"),
+EXECUTOR: Group = {
+    "executor": (ExecutorChoice, typer.Option(ExecutorChoice.local, "--executor", case_sensitive=False,
+                 help="Where to measure: this machine, or the lts_bench slots of a Ray cluster.")),
+    "ray_address": (Optional[str], option("--ray-address", "With --executor ray: the cluster (HEAD:6379).",
+                    "$RAY_ADDRESS, else a local Ray instance", metavar="ADDR")),
+    "target": (Optional[str], option("--target", "With --executor ray: only nodes started with the resource "
+               "lts_target_LABEL.", metavar="LABEL")),
 }  # fmt: skip
 
-CORPUS = {
-    "data": option("--data", "A .txt file, a folder of .txt files, or a .jsonl file.", "the embedded corpus"),
-    "dataset": option("--dataset", "A Hugging Face Hub dataset (needs `datasets`).", metavar="NAME[:CONFIG]"),
-    "text_field": typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets."),
+CORPUS: Group = {
+    "data": (Optional[Path], option("--data", "A .txt file, a folder of .txt files, or a .jsonl file.",
+             "the embedded corpus")),
+    "dataset": (Optional[str], option("--dataset", "A Hugging Face Hub dataset (needs `datasets`).",
+                metavar="NAME[:CONFIG]")),
+    "text_field": (str, typer.Option("text", "--text-field", help="The text field of .jsonl files and datasets.")),
 }  # fmt: skip
 
 
-def train_options(d: Any) -> dict[str, Any]:
+def train_options(d: Any) -> dict[str, tuple[Any, Any]]:
     """TrainConfig's fields shared by train and proxy, with `d`'s defaults in --help."""
-    return {
-        "max_steps": option("--max-steps", "Optimizer steps.", d.max_steps),
-        "batch_size": option("--batch-size", "Blocks per step per process.", d.batch_size),
-        "seq_len": option("--seq-len", "Tokens per block.", d.seq_len),
-        "lr": option("--lr", "Peak learning rate.", d.lr),
-        "warmup_steps": option("--warmup-steps", "Linear warm-up steps.", d.warmup_steps),
-        "seed": option("--seed", "Random seed.", d.seed),
-    }
+    return options_for(d, {
+        "max_steps": "Optimizer steps.",
+        "batch_size": "Blocks per step per process.",
+        "seq_len": "Tokens per block.",
+        "lr": "Peak learning rate.",
+        "warmup_steps": "Linear warm-up steps.",
+        "seed": "Random seed.",
+    })  # fmt: skip
 
 
 def pick(params: Mapping[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,10 +204,11 @@ def trials_note(settings: Any) -> None:
         )
 
 
-def where(params: Mapping[str, Any]) -> Any:
+def where(given: Mapping[str, Any]) -> Any:
+    """The executor group's flags as a measurer.Where."""
     from lts_cli.measurer import Where
 
-    return Where(params["executor"].value, params["ray_address"], params["target"])
+    return Where(given["executor"].value, given["ray_address"], given["target"])
 
 
 # ---- rendering ----------------------------------------------------------------------------------

@@ -47,10 +47,7 @@ def generate(
     json_out: bool = typer.Option(False, "--json", help="Print prompt, texts and timing as JSON instead of streaming."),
 ) -> None:
     """Generate text with the KV cache (transformers' generate, or ONNX Runtime); sampling by default."""
-    from lts_cli.generation import generate as run_generate
-    from lts_cli.generation import generate_onnx, onnx_folder
-    from lts_cli.modeling import load
-    from lts_cli.tokenizer import OWN
+    from lts_cli.generation import run
 
     cfg = configure(
         GenerateConfig,
@@ -70,31 +67,16 @@ def generate(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if backend is Backend.onnx:
-        folder = onnx_folder(
-            model_id,
-            allow_untrained,
-            on_export=lambda path: note(f"exporting to {path} (once)"),
-            on_note=note,
-            prompt=prompt,
-            revision=revision,
-        )
-        label = str(folder)
-        result = generate_onnx(folder, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
-    else:
-        loaded = load(model_id, allow_untrained=allow_untrained, on_note=note, revision=revision)
-        label = loaded.describe()
-        if loaded.source == "untrained":
-            note(f"{loaded.label}: the text below is noise from an untrained model")
-        elif loaded.tokenizer_how != OWN:
-            note(f"tokenizer: {loaded.tokenizer_how}")
-        result = run_generate(loaded, prompt, cfg, on_text if stream else None, note, threads=threads or 0)
+    result = run(
+        model_id, prompt, cfg, backend.value, threads or 0, allow_untrained, revision, on_text if stream else None, note
+    )
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
         return
     if stream:
         sys.stdout.write("\n")
     else:
-        for i, text in enumerate(result["texts"], 1):
+        for i, text in enumerate(result.texts, 1):
             sys.stdout.write(f"--- sample {i}\n{prompt}{text}\n")
-    note(f"{result['new_tokens']} tokens in {result['seconds']:.2f} s ({result['tokens_per_s']:.1f} tokens/s), {label}")
+    speed = f"{result.tokens_per_s or 0:.1f} tokens/s"
+    note(f"{result.new_tokens} tokens in {result.seconds:.2f} s ({speed}), {result.model}")

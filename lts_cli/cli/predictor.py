@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from lts_cli.cli.common import (
-    GraphChoice,
-    OptLevel,
     configure,
     measure_options,
     note,
@@ -18,11 +16,16 @@ from lts_cli.cli.common import (
     pick,
     print_json,
     print_table,
+    with_options,
 )
 from lts_cli.settings import MeasureSettings
 
 app = typer.Typer(help="The per-machine latency model that `lts search --screen` and `lts profile --predict` use.")
-MEASURE = measure_options(MeasureSettings())
+MEASURE = {
+    name: spec
+    for name, spec in measure_options(MeasureSettings()).items()
+    if name in ("seq_len", "batch_size", "threads", "graph", "opt_level", "decode_context")
+}
 
 
 class Kind(StrEnum):
@@ -31,16 +34,10 @@ class Kind(StrEnum):
 
 
 @app.command("show")
+@with_options(MEASURE)
 def show(
-    ctx: typer.Context,
     kind: Kind = typer.Option(Kind.prefill, "--kind", case_sensitive=False, help="prefill or decode latency."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON measurement settings.", show_default=False),
-    seq_len: Optional[int] = MEASURE["seq_len"],
-    batch_size: Optional[int] = MEASURE["batch_size"],
-    threads: Optional[int] = MEASURE["threads"],
-    graph: Optional[GraphChoice] = MEASURE["graph"],
-    opt_level: Optional[OptLevel] = MEASURE["opt_level"],
-    decode_context: Optional[int] = MEASURE["decode_context"],
     plot: Optional[Path] = typer.Option(
         None,
         "--plot",
@@ -48,12 +45,13 @@ def show(
         show_default="WORKSPACE/predictor/KIND.png",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the model, its accuracy and every point as JSON."),
+    **given: Any,
 ) -> None:
     """Fit the model on this machine's cached measurements with these settings (timing protocol aside)
     and show its coefficients and its error out of sample, with a plot of predicted against measured."""
     from lts_cli.predictor import report
 
-    settings = configure(MeasureSettings, config, **pick(ctx.params, MEASURE))
+    settings = configure(MeasureSettings, config, **pick(given, MEASURE))
     r = report(settings, kind.value, plot)
     acc, model = r.out_of_sample, r.model
     if json_out:

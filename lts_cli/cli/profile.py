@@ -13,8 +13,6 @@ from lts_cli.cli import complete
 from lts_cli.cli.common import (
     EXECUTOR,
     ExecutorChoice,
-    GraphChoice,
-    OptLevel,
     configure,
     err,
     fmt_s,
@@ -27,14 +25,15 @@ from lts_cli.cli.common import (
     stage_progress,
     trials_note,
     where,
+    with_options,
 )
 from lts_cli.settings import MeasureSettings
 
 MEASURE = measure_options(MeasureSettings())
 
 
+@with_options(MEASURE, EXECUTOR)
 def profile(
-    ctx: typer.Context,
     ref: Optional[str] = typer.Argument(
         None,
         metavar="[ID|FILE|FOLDER]",
@@ -42,31 +41,14 @@ def profile(
         "model or `lts export` folder, or Hub id such as gpt2.",
         autocompletion=complete.archs,
     ),
-    arch_spec: Optional[str] = typer.Option(
-        None, "--arch", help="Inline architecture: n_layer=4,d_model=128,d_inner=768,n_head=4.", show_default=False
-    ),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML/JSON measurement settings.", show_default=False),
-    seq_len: Optional[int] = MEASURE["seq_len"],
-    batch_size: Optional[int] = MEASURE["batch_size"],
-    threads: Optional[int] = MEASURE["threads"],
-    trials: Optional[int] = MEASURE["trials"],
-    warmup: Optional[int] = MEASURE["warmup"],
-    graph: Optional[GraphChoice] = MEASURE["graph"],
-    opt_level: Optional[OptLevel] = MEASURE["opt_level"],
-    adaptive: Optional[bool] = MEASURE["adaptive"],
-    min_trials: Optional[int] = MEASURE["min_trials"],
-    target_ci: Optional[float] = MEASURE["target_ci"],
-    decode_context: Optional[int] = MEASURE["decode_context"],
-    objectives: Optional[str] = typer.Option(
-        None, "--objectives", metavar="LIST", help=f"From: {', '.join(registry.REGISTRY)}.", show_default="all"
-    ),
+    arch_spec: Optional[str] = option("--arch", "Inline architecture: n_layer=4,d_model=128,d_inner=768,n_head=4."),
+    config: Optional[Path] = option("--config", "YAML/JSON measurement settings (configs/profile.yaml)."),
+    objectives: Optional[str] = option("--objectives", f"From: {', '.join(registry.REGISTRY)}.", "all", metavar="LIST"),
     predict: bool = typer.Option(False, "--predict", help="Predict the latencies with this machine's model instead."),
     revision: Optional[str] = option("--revision", "A Hub model's branch, tag or commit.", "main"),
-    executor: ExecutorChoice = EXECUTOR["executor"],
-    ray_address: Optional[str] = EXECUTOR["ray_address"],
-    target: Optional[str] = EXECUTOR["target"],
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure again even if this machine has a cached result."),
     json_out: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
+    **given: Any,
 ) -> None:
     """Every objective of one architecture on this machine (or prefill and per-token decode latency
     of an `lts export` folder): exact ones computed, measured ones cached per machine and settings."""
@@ -74,7 +56,7 @@ def profile(
     from lts_cli.errors import UsageError
     from lts_cli.runtime import is_export
 
-    settings = configure(MeasureSettings, config, **pick(ctx.params, MEASURE))
+    settings = configure(MeasureSettings, config, **pick(given, MEASURE))
     if (ref is None) == (arch_spec is None):
         raise UsageError(
             "give an architecture: an ID or FILE, or --arch n_layer=..,d_model=..,d_inner=..,n_head=.. (not both)"
@@ -85,14 +67,14 @@ def profile(
             _print_export(profiling.profile_export(Path(ref), settings, progress), json_out)
         return
     chosen = registry.parse(objectives) if objectives is not None else None
-    target_arch = _target(ref, arch_spec, revision)
+    target = _target(ref, arch_spec, revision)
     if predict:
-        if executor is ExecutorChoice.ray:
+        if given["executor"] is ExecutorChoice.ray:
             raise UsageError("--predict uses this machine's latency model; drop --executor ray")
-        _print_prediction(target_arch, settings, chosen, json_out)
+        _print_prediction(target, settings, chosen, json_out)
         return
-    with stage_progress(target_arch.label[:18]) as progress:
-        result = profiling.profile(target_arch, settings, chosen, where(ctx.params), not no_cache, progress, note)
+    with stage_progress(target.label[:18]) as progress:
+        result = profiling.profile(target, settings, chosen, where(given), not no_cache, progress, note)
     _print_profile(result, json_out)
 
 

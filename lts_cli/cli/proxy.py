@@ -20,47 +20,37 @@ from lts_cli.cli.common import (
     print_json,
     print_table,
     train_options,
+    with_options,
 )
 from lts_cli.proxy import BUDGET
 
 TRAIN = train_options(BUDGET)
+SELECTION = {
+    "run": (Optional[str], option("--run", "A search run's Pareto front.", metavar="RUN",
+                                  autocompletion=complete.runs)),
+    "evaluated": (bool, typer.Option(False, "--all", help="With --run: every architecture it measured.")),
+    "archs": (Optional[list[str]], option("--archs", "Architectures (repeat, or comma-separated).", metavar="ID|FILE")),
+    "sample": (Optional[int], option("--sample", "N architectures of the search space, spread over its parameter "
+                                     "range.", min=1)),
+}  # fmt: skip
+SPACE = {
+    "min_params": (Optional[float], option("--min-params", "With --sample: fewest params.", "1e+06")),
+    "max_params": (Optional[float], option("--max-params", "With --sample: most params.", "1e+09")),
+}
 
 
+@with_options(SELECTION, SPACE, CORPUS, TRAIN)
 def proxy(
-    ctx: typer.Context,
-    run: Optional[str] = typer.Option(
-        None,
-        "--run",
-        metavar="RUN",
-        help="A search run's Pareto front.",
-        show_default=False,
-        autocompletion=complete.runs,
-    ),
-    all_evaluated: bool = typer.Option(False, "--all", help="With --run: every architecture it measured."),
-    archs: Optional[list[str]] = option("--archs", "Architectures (repeat, or comma-separated).", metavar="ID|FILE"),
-    sample: Optional[int] = option(
-        "--sample", "N architectures of the search space, spread over its parameter range.", min=1
-    ),
-    min_params: Optional[float] = option("--min-params", "With --sample: fewest params.", "1e+06"),
-    max_params: Optional[float] = option("--max-params", "With --sample: most params.", "1e+09"),
     space: Optional[Path] = option(
-        "--space", "With --sample: a search config whose space to sample.", "the published space"
+        "--space", "With --sample: a search config whose space to sample.", "the published one"
     ),
     config: Optional[Path] = option("--config", "YAML/JSON training config (over the proxy's budget)."),
-    data: Optional[Path] = CORPUS["data"],
-    dataset: Optional[str] = CORPUS["dataset"],
-    text_field: str = CORPUS["text_field"],
-    max_steps: Optional[int] = TRAIN["max_steps"],
     tokens: Optional[int] = option("--tokens", "Training tokens per architecture (sets the steps).", min=1),
-    seq_len: Optional[int] = TRAIN["seq_len"],
-    batch_size: Optional[int] = TRAIN["batch_size"],
-    lr: Optional[float] = TRAIN["lr"],
-    warmup_steps: Optional[int] = TRAIN["warmup_steps"],
-    seed: Optional[int] = TRAIN["seed"],
     workers: int = typer.Option(
         1, "--workers", min=1, help="Parallel training processes, each with its share of the cores."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    **given: Any,
 ) -> None:
     """Train architectures briefly (lts train's code, one budget for all, cached) and report how well
     non-embedding parameters and other cheap proxies rank them by validation perplexity."""
@@ -70,13 +60,12 @@ def proxy(
     from lts_cli.search import SearchConfig
     from lts_cli.training import TrainConfig
 
-    changes = pick(ctx.params, TRAIN)
-    with flags_named(changes, config, also=("run", "archs", "sample", "data", "dataset", "min_params", "max_params")):
+    changes, chosen = pick(given, TRAIN), pick(given, SELECTION)
+    with flags_named(changes, config, also=(*SELECTION, *SPACE, "data", "dataset")):
         budget = updated(from_file(TrainConfig, config, as_plain(BUDGET)) if config else BUDGET, **changes)
-        within = load(SearchConfig, space, min_params=min_params, max_params=max_params)
-        refs = tuple(ref for item in archs or () for ref in item.split(",") if ref)
-        selection = lib.Selection(run, all_evaluated, refs, sample, within)
-        corpus = CorpusOptions(data, dataset, text_field).load()
+        chosen["archs"] = tuple(ref for item in chosen["archs"] or () for ref in item.split(",") if ref)
+        selection = lib.Selection(**chosen, space=load(SearchConfig, space, **pick(given, SPACE)))
+        corpus = CorpusOptions(**pick(given, CORPUS)).load()
         ui = _Progress()
         try:
             with ui.live:

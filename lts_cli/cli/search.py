@@ -11,20 +11,19 @@ from lts_cli import objectives as registry
 from lts_cli.cli import complete
 from lts_cli.cli.common import (
     EXECUTOR,
-    ExecutorChoice,
-    GraphChoice,
-    OptLevel,
     bar_progress,
     flags_named,
     measure_options,
     note,
     option,
+    options_for,
     out,
     pick,
     print_json,
     print_table,
     trials_note,
     where,
+    with_options,
 )
 from lts_cli.search import SearchConfig
 
@@ -34,86 +33,50 @@ app = typer.Typer(
 )
 D = SearchConfig()
 MEASURE = measure_options(D.measure)
-SEARCH = {
-    "generations": option(("--generations", "-g"), "Generations.", D.generations),
-    "init_models": option("--init-models", "Random architectures in generation 1.", D.init_models),
-    "mutations_per_parent": option("--mutations-per-parent", "Mutations per Pareto member.", D.mutations_per_parent),
-    "crossovers": option("--crossovers", "Crossovers of random Pareto pairs per generation.", D.crossovers),
-    "random_mix": option("--random-mix", "Fresh random architectures per generation.", D.random_mix),
-    "max_unseen": option("--max-unseen", "Most new architectures per generation.", D.max_unseen),
-    "seed": option("--seed", "Random seed.", D.seed),
-    "min_params": option("--min-params", "Fewest non-embedding params allowed.", D.min_params),
-    "max_params": option("--max-params", "Most non-embedding params allowed.", D.max_params),
-    "objectives": option("--objectives", f"Comma-separated objectives, from: {', '.join(registry.REGISTRY)}.",
-                       ",".join(D.objectives), metavar="LIST"),
-    "screen": option("--screen/--no-screen", "Propose more, predict latency, measure only what could reach the front.",
-                   "screen" if D.screen else "no-screen"),
-    "screen_factor": option("--screen-factor", "With --screen: proposals per generation, x a plain.", D.screen_factor),
-    "screen_measure": option("--screen-measure", "With --screen: measure at most this share of a plain generation.",
-                           D.screen_measure),
-    "screen_explore": option("--screen-explore", "With --screen: also measure this share of the chosen, at random.",
-                           D.screen_explore),
+SEARCH = options_for(D, {
+    "generations": "Generations.",
+    "init_models": "Random architectures in generation 1.",
+    "mutations_per_parent": "Mutations per Pareto member.",
+    "crossovers": "Crossovers of random Pareto pairs per generation.",
+    "random_mix": "Fresh random architectures per generation.",
+    "max_unseen": "Most new architectures per generation.",
+    "seed": "Random seed.",
+    "min_params": "Fewest non-embedding params allowed.",
+    "max_params": "Most non-embedding params allowed.",
+    "screen": "Propose more, predict latency, measure only what could reach the front.",
+    "screen_factor": "With --screen: proposals per generation, x a plain one.",
+    "screen_measure": "With --screen: measure at most this share of a plain generation.",
+    "screen_explore": "With --screen: also measure this share of the chosen, at random.",
+}, generations={"flags": ("--generations", "-g")}, screen={"flags": "--screen/--no-screen"}) | {
+    "objectives": (Optional[str], option("--objectives", f"Comma-separated, from: {', '.join(registry.REGISTRY)}.",
+                                         ",".join(D.objectives), metavar="LIST")),
 }  # fmt: skip
 
 
 @app.callback(invoke_without_command=True)
+@with_options(SEARCH, MEASURE, EXECUTOR)
 def search(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
-        None, "--config", help="YAML/JSON search config (configs/search.yaml).", show_default=False
+    config: Optional[Path] = option("--config", "YAML/JSON search config (configs/search.yaml)."),
+    name: Optional[str] = option("--name", "Run name (a folder under runs/).", "date-time-seedN"),
+    resume: Optional[str] = option(
+        "--resume", "Continue an interrupted run.", metavar="RUN", autocompletion=complete.runs
     ),
-    generations: Optional[int] = SEARCH["generations"],
-    init_models: Optional[int] = SEARCH["init_models"],
-    mutations_per_parent: Optional[int] = SEARCH["mutations_per_parent"],
-    crossovers: Optional[int] = SEARCH["crossovers"],
-    random_mix: Optional[int] = SEARCH["random_mix"],
-    max_unseen: Optional[int] = SEARCH["max_unseen"],
-    seed: Optional[int] = SEARCH["seed"],
-    min_params: Optional[float] = SEARCH["min_params"],
-    max_params: Optional[float] = SEARCH["max_params"],
-    objectives: Optional[str] = SEARCH["objectives"],
-    screen: Optional[bool] = SEARCH["screen"],
-    screen_factor: Optional[int] = SEARCH["screen_factor"],
-    screen_measure: Optional[float] = SEARCH["screen_measure"],
-    screen_explore: Optional[float] = SEARCH["screen_explore"],
-    seq_len: Optional[int] = MEASURE["seq_len"],
-    batch_size: Optional[int] = MEASURE["batch_size"],
-    threads: Optional[int] = MEASURE["threads"],
-    trials: Optional[int] = MEASURE["trials"],
-    warmup: Optional[int] = MEASURE["warmup"],
-    graph: Optional[GraphChoice] = MEASURE["graph"],
-    opt_level: Optional[OptLevel] = MEASURE["opt_level"],
-    adaptive: Optional[bool] = MEASURE["adaptive"],
-    min_trials: Optional[int] = MEASURE["min_trials"],
-    target_ci: Optional[float] = MEASURE["target_ci"],
-    decode_context: Optional[int] = MEASURE["decode_context"],
-    name: Optional[str] = typer.Option(
-        None, "--name", help="Run name (a folder under runs/).", show_default="date-time-seedN"
-    ),
-    resume: Optional[str] = typer.Option(
-        None,
-        "--resume",
-        metavar="RUN",
-        help="Continue an interrupted run.",
-        show_default=False,
-        autocompletion=complete.runs,
-    ),
-    executor: ExecutorChoice = EXECUTOR["executor"],
-    ray_address: Optional[str] = EXECUTOR["ray_address"],
-    target: Optional[str] = EXECUTOR["target"],
     no_cache: bool = typer.Option(False, "--no-cache", help="Measure every architecture again."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON at the end."),
+    **given: Any,
 ) -> None:
     """Search (default), or `lts search list` / `show RUN` / `rm RUN` for past runs."""
     if ctx.invoked_subcommand is not None:
         return
+    from lts_cli.runs import summary
     from lts_cli.searching import execute, prepare
 
-    place = where(ctx.params)
-    changes = pick(ctx.params, SEARCH) | {"measure": pick(ctx.params, MEASURE)}
-    if objectives is not None:
-        changes["objectives"] = registry.parse(objectives)
+    place = where(given)
+    changes = pick(given, SEARCH) | {"measure": pick(given, MEASURE)}
+    if changes["objectives"] is not None:
+        changes["objectives"] = registry.parse(changes["objectives"])
     with flags_named(changes, config, also=("resume", "config", "name")):
         job = prepare(name, resume, config, changes)
     if job.state is not None:
@@ -127,8 +90,6 @@ def search(
     except KeyboardInterrupt:
         note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {job.run.name}`")
         raise typer.Exit(130) from None
-    from lts_cli.runs import summary
-
     _print_summary({**summary(job.run.name, found, final), "path": str(job.run.path)}, json_out)
 
 

@@ -16,54 +16,47 @@ from lts_cli.cli.common import (
     flags_named,
     note,
     option,
+    options_for,
     out,
     pick,
     print_json,
     train_options,
+    with_options,
 )
 from lts_cli.training import TrainConfig
 
-TRAIN = train_options(TrainConfig()) | {
-    "eval_every": option("--eval-every", "Steps between validation evaluations.", TrainConfig().eval_every),
-    "save_every": option("--save-every", "Steps between checkpoints.", TrainConfig().save_every),
-    "threads": option("--threads", "Torch threads (0: all cores).", TrainConfig().threads),
-}
+D = TrainConfig()
+TRAIN = train_options(D) | options_for(
+    D,
+    {
+        "eval_every": "Steps between validation evaluations.",
+        "save_every": "Steps between checkpoints.",
+        "threads": "Torch threads (0: all cores).",
+    },
+)
 
 
+@with_options(CORPUS, TRAIN)
 def train(
-    ctx: typer.Context,
     ref: str = typer.Argument(
         ...,
         metavar="ID|FILE",
         help="Gallery id, workspace model or archid (gpt2_ + 4 hex digits is enough), arch file, or Hub id.",
         autocompletion=complete.archs,
     ),
-    config: Optional[Path] = typer.Option(
-        None, "--config", help="YAML/JSON training config (configs/train.yaml).", show_default=False
-    ),
-    data: Optional[Path] = CORPUS["data"],
-    dataset: Optional[str] = CORPUS["dataset"],
-    text_field: str = CORPUS["text_field"],
-    max_steps: Optional[int] = TRAIN["max_steps"],
-    batch_size: Optional[int] = TRAIN["batch_size"],
-    seq_len: Optional[int] = TRAIN["seq_len"],
-    lr: Optional[float] = TRAIN["lr"],
-    warmup_steps: Optional[int] = TRAIN["warmup_steps"],
-    eval_every: Optional[int] = TRAIN["eval_every"],
-    save_every: Optional[int] = TRAIN["save_every"],
-    seed: Optional[int] = TRAIN["seed"],
-    threads: Optional[int] = TRAIN["threads"],
-    name: Optional[str] = typer.Option(None, "--name", help="Model id.", show_default="the architecture's id"),
+    config: Optional[Path] = option("--config", "YAML/JSON training config (configs/train.yaml)."),
+    name: Optional[str] = option("--name", "Model id.", "the architecture's id"),
     restart: bool = typer.Option(False, "--restart", help="Discard an interrupted run or retrain a trained model."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    **given: Any,
 ) -> None:
     """Train a GPT-2 of the given architecture; re-running the same command after an interruption resumes it."""
     from lts_cli.corpus import CorpusOptions
     from lts_cli.training import is_main_process, train_reference
 
-    changes = pick(ctx.params, TRAIN)
+    changes = pick(given, TRAIN)
     cfg = configure(TrainConfig, config, **changes)
-    corpus = CorpusOptions(data, dataset, text_field)
+    corpus = CorpusOptions(**pick(given, CORPUS))
     ui = _TrainProgress()
     try:
         with flags_named(changes, config, also=("restart", "name", "data", "dataset")):
