@@ -110,6 +110,11 @@ def _no_room(arch: Arch, s: MeasureSettings) -> str | None:
     )
 
 
+def _kv_cache_bytes(arch: Arch, s: MeasureSettings) -> float:
+    """Keys and values of every layer for `decode_context` tokens, fp32: 2 x L x B x context x d x 4."""
+    return float(2 * arch.n_layer * s.batch_size * s.decode_context * arch.d_model * 4)
+
+
 REGISTRY: dict[str, Objective] = {
     o.name: o
     for o in (
@@ -149,6 +154,12 @@ REGISTRY: dict[str, Objective] = {
             "onnx_memory_int8", False, "MiB", "ONNX memory, int8 (MiB, file size)", "memory_int8", "size",
             "size of the same model with int8 weights (lts export --quantize int8's scheme)",
             lambda i: i.file_bytes("int8") / MIB, lambda a, s: float(a.unique_params),
+        ),
+        Objective(
+            "kv_cache_memory", False, "MiB", "KV cache memory (MiB, fp32, decode_context tokens)", "kv_cache", "arch",
+            "bytes of the keys and values a decode keeps for decode_context tokens (what bounds long contexts)",
+            lambda i: _kv_cache_bytes(i.arch, i.settings) / MIB, lambda a, s: _kv_cache_bytes(a, s) / MIB,
+            unavailable=_no_room,
         ),
         Objective(
             "peak_rss", False, "MiB", "peak RSS while running (MiB)", "peak_rss", "prefill",

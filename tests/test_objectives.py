@@ -12,6 +12,7 @@ import pytest
 from lts_cli import gpt2_onnx
 from lts_cli import objectives as registry
 from lts_cli.errors import LtsError
+from lts_cli.gallery import find
 from lts_cli.plots import plot_names
 from lts_cli.search import SearchConfig
 from lts_cli.space import Arch
@@ -134,3 +135,25 @@ def test_gallery_views_take_decode_measurements(run_cli) -> None:
     assert run_cli("gallery", "list").exit_code == 0
     shown = run_cli("gallery", "show", "gpt2_a9e3")
     assert shown.exit_code == 0 and "decode 1x1 after 16" in shown.stdout
+
+
+def test_kv_cache_memory_is_the_cache_a_decode_step_keeps(tmp_path: Path) -> None:
+    """The exact objective against the past key/value inputs of the with-past graph lts exports."""
+    import onnxruntime as ort
+
+    from lts_cli import gpt2_onnx
+    from lts_cli.measurer import exact_values
+    from lts_cli.runtime import decode_step_feeds
+    from lts_cli.settings import MeasureSettings
+
+    arch = Arch(n_layer=2, d_model=64, d_inner=128, n_head=4, vocab_size=512, n_positions=64)
+    settings = MeasureSettings(decode_context=40, batch_size=2)
+    graph = gpt2_onnx.build(arch, graph="causal-lm-with-past").embedded().SerializeToString()
+    feeds = decode_step_feeds(ort.InferenceSession(graph), settings.batch_size, settings.decode_context)
+    cached = sum(v.nbytes for k, v in feeds.items() if k.startswith("past_key_values."))
+    value = exact_values(arch, settings, ["kv_cache_memory"])["kv_cache_memory"]
+    assert value * 2**20 == cached == 2 * 2 * 40 * 64 * 4 * 2  # keys and values, layers, tokens, width, fp32, batch
+    # A published architecture at the default context: 2 x 4 layers x 512 tokens x 128 x 4 bytes = 2 MiB.
+    assert exact_values(find("gpt2_a9e3").arch, MeasureSettings(), ["kv_cache_memory"])["kv_cache_memory"] == 2.0
+    # It needs the context to fit the model, as decode_latency does.
+    assert registry.get("kv_cache_memory").unavailable(arch, MeasureSettings(decode_context=64)) is not None
