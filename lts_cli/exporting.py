@@ -102,7 +102,7 @@ def export(
         loaded.model.config.save_pretrained(tmp)
         _generation_config(loaded, arch).save_pretrained(tmp)
         save_tokenizer(loaded.tokenizer, tmp, arch.n_positions)
-        workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
+        workspace.atomic_write_json(tmp / workspace.ARCH_FILE, arch.to_config())
         emit("validating against PyTorch")
         validation = validate(tmp, loaded, arch, past, quantize)
         info = {

@@ -65,7 +65,7 @@ def _json(path: Path) -> dict[str, Any]:
 def models() -> list[ModelEntry]:
     """Every model the workspace knows: trained here, unfinished trainings, pulled, and folders."""
     out: list[ModelEntry] = []
-    root = workspace.home() / "models"
+    root = workspace.home() / workspace.MODELS
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir():
             continue
@@ -290,14 +290,14 @@ def prune(on_note: folders.OnNote | None = None) -> list[str]:
 
 
 def _token_caches() -> list[dict[str, Any]]:
-    root = workspace.home() / "tokens"
+    root = workspace.home() / workspace.TOKENS
     needed = {
         _json(work / workspace.TRAINING_MARKER).get("corpus")
-        for work in (workspace.home() / "models").glob(".*.training")
+        for work in (workspace.home() / workspace.MODELS).glob(".*.training")
     }
     out = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        meta = _json(folder / "meta.json")
+        meta = _json(folder / workspace.TOKENS_MARKER)
         if not meta:
             continue
         out.append(
@@ -315,10 +315,10 @@ def _token_caches() -> list[dict[str, Any]]:
 def _all_exports() -> list[dict[str, Any]]:
     home = workspace.home()
     out = []
-    for model in sorted((home / "models").iterdir()) if (home / "models").is_dir() else []:
+    for model in sorted((home / workspace.MODELS).iterdir()) if (home / workspace.MODELS).is_dir() else []:
         for export in _exports_in(model):
             out.append(_export_row(export, referenced=True))  # beside its model: goes with it
-    for folder in sorted((home / "exports").iterdir()) if (home / "exports").is_dir() else []:
+    for folder in sorted((home / workspace.EXPORTS).iterdir()) if (home / workspace.EXPORTS).is_dir() else []:
         for export in _exports_in(folder):
             info = _json(export / workspace.EXPORT_MARKER)
             kind = info.get("source_kind")
@@ -343,7 +343,12 @@ def _leftovers() -> list[dict[str, Any]]:
     home = workspace.home()
     out = []
     now = time.time()
-    for parent in (home / "models", home / "runs", home / "exports", *(home / "exports").glob("*")):
+    for parent in (
+        home / workspace.MODELS,
+        home / workspace.RUNS,
+        home / workspace.EXPORTS,
+        *(home / workspace.EXPORTS).glob("*"),
+    ):
         if not parent.is_dir():
             continue
         for path in parent.iterdir():

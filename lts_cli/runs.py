@@ -29,6 +29,7 @@ from lts_cli.search import Search, SearchConfig
 from lts_cli.search_state import Candidate, Record, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 
+STATE = "state.json"  # the resumable search state, rewritten after every architecture
 # archai's columns around the chosen objectives, then the architecture, then any other value recorded.
 _RUN_COLUMNS = ["parent", "parents", "iteration_num", "search_walltime_hours", "is_pareto"]
 
@@ -63,8 +64,10 @@ class RunFolder:
         path = new_run_path(name)
         try:
             with folders.staged_folder(path) as tmp:
-                (tmp / "config.yaml").write_text(yaml.safe_dump(as_plain(config), sort_keys=False), encoding="utf-8")
-                (tmp / "state.json").write_text(json.dumps(state.to_dict()), encoding="utf-8")
+                (tmp / workspace.RUN_MARKER).write_text(
+                    yaml.safe_dump(as_plain(config), sort_keys=False), encoding="utf-8"
+                )
+                (tmp / STATE).write_text(json.dumps(state.to_dict()), encoding="utf-8")
         except OSError as exc:
             raise LtsError(f"cannot create the run folder {path}: {exc.strerror or exc}") from exc
         return cls(name, path)
@@ -72,7 +75,7 @@ class RunFolder:
     @classmethod
     def open(cls, name: str) -> RunFolder:
         path = workspace.runs_dir() / name
-        if not (path / "state.json").is_file() and not (path / "config.yaml").is_file():
+        if not (path / STATE).is_file() and not (path / workspace.RUN_MARKER).is_file():
             known = ", ".join(r.name for r in list_runs()[:5]) or "none yet"
             raise LtsError(
                 f"no search run named {name!r} in {path.parent} (recent runs: {known}); see `lts search list`"
@@ -80,10 +83,10 @@ class RunFolder:
         return cls(name, path)
 
     def config(self) -> SearchConfig:
-        return from_file(SearchConfig, self.path / "config.yaml")
+        return from_file(SearchConfig, self.path / workspace.RUN_MARKER)
 
     def state(self) -> SearchState | None:
-        path = self.path / "state.json"
+        path = self.path / STATE
         if not path.is_file():
             return None
         try:
@@ -122,7 +125,7 @@ class RunFolder:
             ) from exc
 
     def save_state(self, state: SearchState) -> None:
-        self._write("state.json", json.dumps(state.to_dict()).encode())
+        self._write(STATE, json.dumps(state.to_dict()).encode())
 
     def write_outputs(self, search: Search, state: SearchState, plots: bool = True) -> None:
         """Results CSV, Pareto configs, summary.json and plots for the state as it is now."""
@@ -276,7 +279,7 @@ def list_runs() -> list[RunFolder]:
     root = workspace.runs_dir()
     if not root.is_dir():
         return []
-    runs = [RunFolder(p.name, p) for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file()]
+    runs = [RunFolder(p.name, p) for p in root.iterdir() if p.is_dir() and (p / workspace.RUN_MARKER).is_file()]
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
 
 

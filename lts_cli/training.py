@@ -7,9 +7,8 @@ models/<id>/                       the finished model, moved into place only whe
   train_config.yaml, metrics.json  the effective training config; losses, perplexities, tokens, time
 models/.<id>.training/             while training: checkpoints a re-run resumes from, and train.json
 
-A checkpoint is complete when its `lts-checkpoint.json` (written once the Trainer has finished
-saving it) lists every file of the folder with its size and the files on disk match. A re-run
-resumes from the newest complete checkpoint and says which newer ones it skipped and why.
+A re-run resumes from the newest checkpoint that is complete and whose contents read (checkpoints.py)
+and says which newer ones it skipped and why.
 
 Runs unchanged under `torchrun --nproc_per_node N` (the Trainer's DDP; gloo on CPU): every process
 trains, process 0 alone writes the model folder.
@@ -20,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lts_cli import folders, workspace
+from lts_cli.checkpoints import SIGNATURE_FILE, record_checkpoint, resume_point
 from lts_cli.config import as_plain, at_least, positive
 from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, tokenize
 from lts_cli.errors import ConfigError, LtsError, invalid
@@ -38,8 +37,6 @@ from lts_cli.space import GPT2_EOS_ID, GPT2_VOCAB_SIZE, Arch
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 METRICS_FILE = workspace.TRAINED_MARKER  # written last into a finished model folder
-SIGNATURE_FILE = workspace.TRAINING_MARKER  # the settings of an unfinished training, in its work folder
-CHECKPOINT_RECORD = "lts-checkpoint.json"
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ def train(
             )
 
     signature = {"arch": arch.to_config(), "train": as_plain(config), "corpus": corpus.key, "world_size": world}
-    checkpoint, skipped = _resume_point(work, signature, rank)
+    checkpoint, skipped = resume_point(work, signature, arch, rank)
     for folder, problem in skipped:
         emit("checkpoint-skipped", {"checkpoint": folder.name, "problem": problem, "resume_from": checkpoint})
     if config.threads:
@@ -266,70 +263,6 @@ def _check(arch: Arch, config: TrainConfig) -> None:
         raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {GPT2_VOCAB_SIZE}")
 
 
-def _resume_point(work: Path, signature: dict[str, Any], rank: int) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest complete checkpoint of an interrupted run of the same command (None: a fresh
-    start), and the newer, incomplete ones with what is wrong with them. Process 0 removes those:
-    the Trainer writes the same step's checkpoint again, into a clean folder."""
-    record = work / SIGNATURE_FILE
-    if record.is_file():
-        previous = json.loads(record.read_text())
-        if previous != signature:
-            changed = sorted(k for k in signature if previous.get(k) != signature[k])
-            if "train" in changed:
-                before, now = previous["train"], signature["train"]
-                changed = [f"train.{k}" for k in now if before.get(k) != now[k]] + [c for c in changed if c != "train"]
-            raise LtsError(
-                f"an interrupted training in {work} used other settings ({', '.join(changed)}); "
-                "re-run it unchanged to resume, or add --restart to discard it"
-            )
-    elif rank == 0:
-        workspace.atomic_write_json(record, signature)
-    found = [p for p in work.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
-    skipped: list[tuple[Path, str]] = []
-    for folder in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
-        problem = checkpoint_problem(folder)
-        if problem is None:
-            return folder, skipped
-        skipped.append((folder, problem))
-        if rank == 0:
-            shutil.rmtree(folder, ignore_errors=True)
-    return None, skipped
-
-
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why a Trainer checkpoint cannot be resumed from, or None when it is complete (see the module doc)."""
-    record = folder / CHECKPOINT_RECORD
-    try:
-        if not any(folder.iterdir()):
-            return "empty"
-        if not record.is_file():
-            return f"interrupted while saving (no {CHECKPOINT_RECORD})"
-        try:
-            files = json.loads(record.read_text())["files"]
-            expected = {str(name): int(size) for name, size in files.items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return f"{CHECKPOINT_RECORD} is damaged"
-        for name, size in expected.items():
-            path = folder / name
-            if not path.is_file():
-                return f"{name} is missing"
-            if path.stat().st_size != size:
-                return f"{name} is truncated ({path.stat().st_size:,} of {size:,} bytes)"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    return None
-
-
-def record_checkpoint(folder: Path) -> None:
-    """Mark a checkpoint the Trainer has finished writing as complete: every file and its size."""
-    files = {
-        str(p.relative_to(folder)): p.stat().st_size
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != CHECKPOINT_RECORD
-    }
-    workspace.atomic_write_json(folder / CHECKPOINT_RECORD, {"files": files})
-
-
 def _ppl(loss: float | None) -> float | None:
     return math.exp(min(loss, 50.0)) if loss is not None else None
 
@@ -354,7 +287,7 @@ def _publish(
         model.generation_config = generation_defaults(GPT2_EOS_ID, arch.n_positions)
         model.save_pretrained(tmp)
         save_tokenizer(tokenizer(), tmp, arch.n_positions)
-        workspace.atomic_write_json(tmp / "arch.json", arch.to_config())
+        workspace.atomic_write_json(tmp / workspace.ARCH_FILE, arch.to_config())
         workspace.atomic_write_text(tmp / "train_config.yaml", yaml.safe_dump(as_plain(config), sort_keys=False))
         _card(tmp, final.name, arch, config, metrics)
         workspace.atomic_write_json(tmp / METRICS_FILE, metrics)

@@ -106,6 +106,7 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     import transformers
 
     from lts_cli import training
+    from lts_cli.checkpoints import checkpoint_problem
     from lts_cli.corpus import embedded_corpus
     from lts_cli.references import architecture as resolve
     from lts_cli.training import TrainConfig
@@ -131,8 +132,8 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
         training.train(target, config, corpus, name="killed")
     monkeypatch.setattr(transformers.Trainer, "_save_rng_state", real_save)
     work = lts_home / "models" / ".killed.training"
-    assert training.checkpoint_problem(work / "checkpoint-5") is None
-    assert "interrupted while saving" in (training.checkpoint_problem(work / "checkpoint-10") or "")
+    assert checkpoint_problem(work / "checkpoint-5") is None
+    assert "interrupted while saving" in (checkpoint_problem(work / "checkpoint-10") or "")
 
     events: list[tuple[str, dict]] = []
     resumed = training.train(target, config, corpus, name="killed", on_event=lambda k, d: events.append((k, d)))
@@ -141,22 +142,41 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     assert resumed.metrics["resumed_from_step"] == 5
     assert resumed.metrics["val_loss"] == pytest.approx(straight.metrics["val_loss"], abs=1e-4)
 
+    # Issue 18: a checkpoint of the right size whose weights are random bytes is skipped the same way.
+    def stop_at_eleven(kind: str, data: dict) -> None:
+        if kind == "step" and data["step"] == 11:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(target, config, corpus, name="corrupt", on_event=stop_at_eleven)
+    weights = lts_home / "models" / ".corrupt.training" / "checkpoint-10" / "model.safetensors"
+    weights.write_bytes(os.urandom(weights.stat().st_size))
+    events.clear()
+    again = training.train(target, config, corpus, name="corrupt", on_event=lambda k, d: events.append((k, d)))
+    skipped = [d for k, d in events if k == "checkpoint-skipped"]
+    assert [(d["checkpoint"], d["resume_from"].name) for d in skipped] == [("checkpoint-10", "checkpoint-5")]
+    assert "model.safetensors does not read" in skipped[0]["problem"]
+    assert again.metrics["val_loss"] == pytest.approx(straight.metrics["val_loss"], abs=1e-4)
+
 
 def test_checkpoint_completeness(tmp_path: Path) -> None:
-    from lts_cli.training import checkpoint_problem, record_checkpoint
+    from lts_cli.checkpoints import checkpoint_problem, record_checkpoint
 
     folder = tmp_path / "checkpoint-5"
     folder.mkdir()
     assert checkpoint_problem(folder) == "empty"
-    (folder / "model.safetensors").write_bytes(b"w" * 1000)
+    (folder / "training_args.txt").write_bytes(b"w" * 1000)
     (folder / "trainer_state.json").write_text("{}")
     assert "no lts-checkpoint.json" in (checkpoint_problem(folder) or "")
     record_checkpoint(folder)
     assert checkpoint_problem(folder) is None
-    (folder / "model.safetensors").write_bytes(b"w" * 10)
-    assert checkpoint_problem(folder) == "model.safetensors is truncated (10 of 1,000 bytes)"
-    (folder / "model.safetensors").unlink()
-    assert checkpoint_problem(folder) == "model.safetensors is missing"
+    (folder / "trainer_state.json").write_text("{x")  # the same size, not JSON
+    assert "trainer_state.json does not read" in (checkpoint_problem(folder) or "")
+    (folder / "trainer_state.json").write_text("{}")
+    (folder / "training_args.txt").write_bytes(b"w" * 10)
+    assert checkpoint_problem(folder) == "training_args.txt is truncated (10 of 1,000 bytes)"
+    (folder / "training_args.txt").unlink()
+    assert checkpoint_problem(folder) == "training_args.txt is missing"
     (folder / "lts-checkpoint.json").write_text("{not json")
     assert checkpoint_problem(folder) == "lts-checkpoint.json is damaged"
 

@@ -24,7 +24,7 @@ def models(incomplete: str) -> list[str]:
     """Trained workspace models, then architectures (which name their trained model)."""
     from lts_cli import workspace
 
-    names = sorted(p.name for p in _entries(workspace.home() / "models", incomplete) if p.is_dir())
+    names = sorted(p.name for p in _entries(workspace.home() / workspace.MODELS, incomplete) if p.is_dir())
     return names + [a for a in archs(incomplete) if a not in names]
 
 
@@ -32,7 +32,7 @@ def runs(incomplete: str) -> list[str]:
     """Search run names, newest first."""
     from lts_cli import workspace
 
-    found = [p for p in _entries(workspace.home() / "runs", incomplete) if (p / "config.yaml").is_file()]
+    found = [p for p in _entries(workspace.home() / workspace.RUNS, incomplete) if (p / workspace.RUN_MARKER).is_file()]
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
