@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lts_cli.errors import LtsError
+from lts_cli.errors import ConfigError, LtsError, first_line
 from lts_cli.search import Failed
 from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
@@ -89,28 +89,104 @@ def measure(
     }
 
 
+CONNECT_TIMEOUT_S = 5.0  # a TCP connection to the cluster's address
+INIT_TIMEOUT_S = 15.0  # joining it (ray.init), once the address answers
+START_TIMEOUT_S = 120.0  # starting a local Ray instance
+
+
 def connect(address: str | None) -> str:
     """Join the Ray cluster at `address` (default: $RAY_ADDRESS); with neither, start a local Ray
-    instance with one `lts_bench` slot. Returns how it connected, for the user."""
+    instance with one `lts_bench` slot. Returns how it connected, for the user. An address where
+    nothing answers fails within seconds, and Ctrl-C interrupts the wait at once."""
     try:
         import ray
     except ImportError as exc:
-        raise LtsError(f"--executor ray needs Ray: {INSTALL} (here and on every measuring node)") from exc
+        raise ConfigError(["executor"], f"{{0}} ray needs Ray: {INSTALL} (here and on every measuring node)") from exc
+    _ray_output_to_stderr()
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _answers(address)
     if ray.is_initialized():
         return "the Ray instance this process is connected to"
-    address = address or os.environ.get("RAY_ADDRESS")
     quiet: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": False}
     if not address:
-        ray.init(address="local", num_cpus=os.cpu_count(), resources={BENCH: 1}, include_dashboard=False, **quiet)
+        local: dict[str, Any] = {"num_cpus": os.cpu_count(), "resources": {BENCH: 1}, "include_dashboard": False}
+        _within(START_TIMEOUT_S, "starting a local Ray instance", lambda: ray.init(address="local", **local, **quiet))
         return "a local Ray instance with one lts_bench slot (--ray-address or RAY_ADDRESS joins a cluster)"
+    start = f"`ray start --head --resources '{{\"{BENCH}\": 1}}'`"
     try:
-        ray.init(address=address, **quiet)
+        _within(INIT_TIMEOUT_S, f"joining the Ray cluster at {address}", lambda: ray.init(address=address, **quiet))
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise LtsError(
-            f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]}); start its head with "
-            f"`ray start --head --resources '{{\"{BENCH}\": 1}}'` or check --ray-address / RAY_ADDRESS"
-        ) from exc
+        raise ConfigError(
+            ["ray_address"], f"cannot join the Ray cluster at {address} ({first_line(exc)}); start its head with "
+            f"{start}, or check {{0}} / RAY_ADDRESS",
+        ) from exc  # fmt: skip
     return f"the Ray cluster at {address}"
+
+
+def _answers(address: str) -> None:
+    """Refuse at once an address where nothing listens (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except ValueError:
+        raise ConfigError(["ray_address"], f"{{0}} {address!r} is not HOST:PORT") from None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            ["executor"],
+            f"no Ray cluster answers at {address} ({why.lower()}); start one with `ray start --head --port "
+            f"{port}`, or drop {{0}} ray",
+        ) from None
+
+
+def _within(seconds: float, what: str, work: Callable[[], object]) -> None:
+    """Run `work` in a thread and wait at most `seconds`, waking often so that Ctrl-C acts at once."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="lts-ray-connect", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + seconds
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.2)
+    if thread.is_alive():
+        raise LtsError(f"{what} took more than {seconds:.0f} s; check `ray status` there")
+    if failure:
+        raise failure[0]
+
+
+class _RayToStderr:
+    """stdout for everything but Ray's own threads (`ray_*`), whose messages ("(raylet) A worker
+    died ...") go to stderr: stdout carries results only, so `--json` stays valid."""
+
+    def __init__(self, stdout: Any) -> None:
+        self.stdout = stdout
+
+    def write(self, text: str) -> int:
+        import sys
+        import threading
+
+        if threading.current_thread().name.startswith("ray_"):
+            return sys.stderr.write(text)
+        return int(self.stdout.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stdout, name)
+
+
+def _ray_output_to_stderr() -> None:
+    import sys
+
+    if not isinstance(sys.stdout, _RayToStderr):
+        sys.stdout = _RayToStderr(sys.stdout)
 
 
 def _short(fp: dict[str, Any]) -> str:
@@ -223,7 +299,9 @@ class RayCluster:
                 started(index)
                 in_flight[remote.remote(arch.to_dict(), settings, kinds, self.expected)] = index
             while in_flight:
-                done, _ = ray.wait(list(in_flight), num_returns=1)
+                done, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)  # awake for Ctrl-C
+                if not done:
+                    continue
                 index = in_flight.pop(done[0])
                 try:
                     result = ray.get(done[0])

@@ -242,7 +242,9 @@ def test_executor_flags(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert_user_error(run_cli("profile", "gpt2_a9e3", "--executor", "ray", "--predict"), "drop --executor ray", code=2)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     assert_user_error(
-        run_cli("profile", "gpt2_a9e3", "--executor", "RAY"), "--executor ray needs Ray: pip install 'lts-cli[ray]'"
+        run_cli("profile", "gpt2_a9e3", "--executor", "RAY"),
+        "--executor ray needs Ray: pip install 'lts-cli[ray]'",
+        code=2,
     )
 
 
@@ -291,3 +293,37 @@ def test_a_screened_search_on_ray_learns_from_the_workers_measurements(cluster: 
     screened = [g.screening for g in state.log if g.screening and "models" in g.screening]
     assert screened and screened[-1]["models"]["onnx_latency"]["n"] >= 8  # fitted on what the workers measured
     assert not {x.archid for x in state.screened} & {r.archid for r in state.records}
+
+
+def test_a_cluster_that_is_not_there_fails_in_seconds(run_cli, lts_home: Path) -> None:
+    """Issue 18: nothing listens at the address: one line within 15 s, no run folder left behind."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed again below: nothing listens there
+    start = time.perf_counter()
+    for args in (["search", "--generations", "1"], ["profile", "gpt2_a9e3", "--seq-len", "32"]):
+        result = run_cli(*args, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}")
+        assert_user_error(result, f"no Ray cluster answers at 127.0.0.1:{port}", "ray start --head", code=2)
+    assert time.perf_counter() - start < 15
+    assert not (lts_home / "runs").exists() or not any((lts_home / "runs").iterdir())
+    assert_user_error(run_cli("search", "--executor", "ray", "--ray-address", "nowhere"), "is not HOST:PORT", code=2)
+
+
+def test_rays_own_threads_print_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray prints "(raylet) A worker died ..." from its thread `ray_listen_error_messages`: never on stdout."""
+    import sys
+    import threading
+
+    original = sys.stdout
+    try:
+        distributed._ray_output_to_stderr()
+        thread = threading.Thread(target=lambda: print("(raylet) A worker died"), name="ray_listen_error_messages")
+        thread.start()
+        thread.join()
+        print('{"json": true}')
+    finally:
+        sys.stdout = original
+    captured = capsys.readouterr()
+    assert captured.out == '{"json": true}\n' and "(raylet) A worker died" in captured.err

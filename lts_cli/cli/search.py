@@ -88,7 +88,12 @@ def search(
         with ui.live:
             found, final = execute(job, ui.on_event, ui.on_stage, not no_cache, not no_plots, place, ui.note)
     except KeyboardInterrupt:
-        note(f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {job.run.name}`")
+        if job.run.path.exists():
+            note(
+                f"Interrupted. Every finished architecture is saved; continue with `lts search --resume {job.run.name}`"
+            )
+        else:
+            note("Interrupted before anything was measured; nothing was kept")
         raise typer.Exit(130) from None
     _print_summary({**summary(job.run.name, found, final), "path": str(job.run.path)}, json_out)
 
