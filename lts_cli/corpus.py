@@ -209,12 +209,18 @@ def hub_corpus(spec: str, text_field: str = "text") -> Corpus:
 # ---- tokens -------------------------------------------------------------------------------------
 
 
-def tokenize(corpus: Corpus) -> dict[str, np.ndarray]:
-    """Token ids per split (uint16, memory-mapped), from the workspace cache or tokenized once now."""
-    tok = tokenizer()
-    tok_id = hashlib.sha1(json.dumps(tok.get_vocab(), sort_keys=True).encode()).hexdigest()[:16]
+def token_folder(corpus: Corpus) -> Path:
+    """Where the corpus's tokens are cached (keyed by its content and the tokenizer)."""
+    tok_id = hashlib.sha1(json.dumps(tokenizer().get_vocab(), sort_keys=True).encode()).hexdigest()[:16]
     key = hashlib.sha1(f"{TOKEN_CACHE_VERSION}|{corpus.key}|{tok_id}".encode()).hexdigest()[:20]
-    folder = workspace.ensure_home() / workspace.TOKENS / key
+    return workspace.ensure_home() / workspace.TOKENS / key
+
+
+def tokenize(corpus: Corpus) -> dict[str, np.ndarray]:
+    """Token ids per split (uint16, memory-mapped), from the workspace cache or tokenized once now.
+    Hold `workspace.in_use(token_folder(corpus))` while they are used."""
+    tok = tokenizer()
+    folder = token_folder(corpus)
     if not (folder / workspace.TOKENS_MARKER).is_file():
         arrays = _split_tokens({s: _encode(docs, tok) for s, docs in corpus.splits.items()})
         for split, ids in arrays.items():

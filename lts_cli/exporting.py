@@ -91,39 +91,40 @@ def export(
     target = output or default_output(loaded, past, quantize, optimize)
     folders.check_replaceable(target, INFO_FILE, "an lts export", force)
 
-    emit("writing the ONNX graph")
-    weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
-    graph = "causal-lm-with-past" if past else "causal-lm"
-    built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
-    with folders.staged_folder(target, INFO_FILE, on_note) as tmp:
-        (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
-        del built, weights
-        fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
-        loaded.model.config.save_pretrained(tmp)
-        _generation_config(loaded, arch).save_pretrained(tmp)
-        save_tokenizer(loaded.tokenizer, tmp, arch.n_positions)
-        workspace.atomic_write_json(tmp / workspace.ARCH_FILE, arch.to_config())
-        emit("validating against PyTorch")
-        validation = validate(tmp, loaded, arch, past, quantize)
-        info = {
-            "lts_version": __version__,
-            "source": loaded.label,
-            "source_kind": loaded.source,
-            "published_as": loaded.published_as,
-            "untrained": loaded.source == "untrained",
-            "archid": arch.archid,
-            "graph": graph,
-            "past": past,
-            "dtype": quantize or "fp32",
-            "opset": gpt2_onnx.OPSET,
-            "optimized": fusions,
-            "file_bytes": (tmp / EXPORT_FILE).stat().st_size,
-            "validation": validation,
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        _card(tmp, loaded, arch, info)
-        workspace.atomic_write_json(tmp / INFO_FILE, info)
-    return ExportResult(target, info)
+    with workspace.in_use(*([loaded.path] if loaded.path is not None else [])):  # `models rm` waits
+        emit("writing the ONNX graph")
+        weights = {k: v.detach().cpu().numpy() for k, v in loaded.model.state_dict().items()}
+        graph = "causal-lm-with-past" if past else "causal-lm"
+        built = gpt2_onnx.build(arch, weights, graph, dtype=quantize or "fp32")
+        with folders.staged_folder(target, INFO_FILE, on_note) as tmp:
+            (tmp / EXPORT_FILE).write_bytes(built.embedded().SerializeToString())
+            del built, weights
+            fusions = _optimize(tmp / EXPORT_FILE) if optimize else None
+            loaded.model.config.save_pretrained(tmp)
+            _generation_config(loaded, arch).save_pretrained(tmp)
+            save_tokenizer(loaded.tokenizer, tmp, arch.n_positions)
+            workspace.atomic_write_json(tmp / workspace.ARCH_FILE, arch.to_config())
+            emit("validating against PyTorch")
+            validation = validate(tmp, loaded, arch, past, quantize)
+            info = {
+                "lts_version": __version__,
+                "source": loaded.label,
+                "source_kind": loaded.source,
+                "published_as": loaded.published_as,
+                "untrained": loaded.source == "untrained",
+                "archid": arch.archid,
+                "graph": graph,
+                "past": past,
+                "dtype": quantize or "fp32",
+                "opset": gpt2_onnx.OPSET,
+                "optimized": fusions,
+                "file_bytes": (tmp / EXPORT_FILE).stat().st_size,
+                "validation": validation,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            _card(tmp, loaded, arch, info)
+            workspace.atomic_write_json(tmp / INFO_FILE, info)
+        return ExportResult(target, info)
 
 
 def _generation_config(loaded: LoadedModel, arch: Arch) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lts_cli import workspace
 from lts_cli.errors import LtsError
 from lts_cli.modeling import LoadedModel
 from lts_cli.sampling import GenerateConfig
@@ -256,6 +257,13 @@ def generate_onnx(
     Sampling follows transformers (temperature, then top-k, then top-p); the random stream is numpy's,
     so a seed repeats the ONNX backend's text but not the PyTorch backend's (greedy agrees with both).
     """
+    with workspace.in_use(folder):
+        return _generate_onnx(folder, prompt, config, on_text, on_note, threads)
+
+
+def _generate_onnx(
+    folder: Path, prompt: str, config: GenerateConfig, on_text: OnText | None, on_note: OnText | None, threads: int
+) -> Generated:
     import transformers
 
     from lts_cli.modeling import quiet

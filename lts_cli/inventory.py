@@ -200,6 +200,9 @@ def removal_plan(entry: ModelEntry, hub_cache: bool = False) -> ModelRemoval:
     if entry.source == "folder":
         marker = workspace.TRAINED_MARKER
         raise LtsError(f"{entry.path} was not made by lts (no {marker}); nothing was touched; remove it yourself")
+    in_use = [p for p in [Path(entry.path), *map(Path, entry.exports)] if workspace.busy(p)]
+    if in_use:
+        raise LtsError(f"{in_use[0]} is in use by a running lts command; nothing was touched; try again once it ends")
     if entry.source in ("trained", "training"):
         return ModelRemoval(entry, [folders.removal_plan(Path(entry.path))], [])
     pulled = pretrained.registered(entry.id)
@@ -242,6 +245,8 @@ def remove_run(name: str, on_note: folders.OnNote | None = None) -> str:
     from lts_cli.runs import RunFolder
 
     run = RunFolder.open(name)
+    if workspace.busy(run.path):
+        raise LtsError(f"the search {name!r} is running; nothing was touched; stop it first (Ctrl-C)")
     folders.remove_folder(run.path, on_note)
     return str(run.path)
 
@@ -280,8 +285,13 @@ def report() -> dict[str, Any]:
 def prune(on_note: folders.OnNote | None = None) -> list[str]:
     """Remove token caches no unfinished training needs, exports whose model is gone, and stale
     leftovers of interrupted writes (files a user added to them stay, and are named); what was removed."""
-    removed = report()["prunable"]
-    for path in map(Path, removed):
+    removed = []
+    for path in map(Path, report()["prunable"]):
+        if workspace.busy(path):  # a running command uses it (a training's token cache, say)
+            if on_note:
+                on_note(f"kept {path}: in use by a running lts command")
+            continue
+        removed.append(str(path))
         if ".tmp-" in path.name:
             shutil.rmtree(path, ignore_errors=True)  # a staging folder: lts made it and everything in it
         else:

@@ -126,6 +126,13 @@ class ExportProfile:
 def profile_export(folder: Path, settings: MeasureSettings, progress: Progress | None = None) -> ExportProfile:
     """Prefill latency for `seq_len` tokens, then the latency of one decode step with a KV cache of
     `seq_len` tokens (the decode_latency objective's protocol), file size and peak RSS."""
+    from lts_cli import workspace
+
+    with workspace.in_use(folder):
+        return _profile_export(folder, settings, progress)
+
+
+def _profile_export(folder: Path, settings: MeasureSettings, progress: Progress | None) -> ExportProfile:
     import numpy as np
 
     from lts_cli.machine import fingerprint

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lts_cli import folders
+from lts_cli import folders, workspace
 from lts_cli.config import load
 from lts_cli.errors import LtsError
 from lts_cli.measurer import Where
@@ -132,12 +132,14 @@ def execute(
                 state = search.start()
                 state.machines = machines
                 run.save_state(state)
-            return search, search.run(state, handle)
+            with workspace.in_use(run.path):
+                return search, search.run(state, handle)
         state = search.start()
         state.machines = machines
         RunFolder.create(run.name, job.config, state)
         try:
-            return search, search.run(state, handle)
+            with workspace.in_use(run.path):  # `lts search rm` and `cache prune` leave it alone meanwhile
+                return search, search.run(state, handle)
         except Exception:
             if not state.records:
                 folders.remove_folder(run.path)  # made by this call, holds nothing measured

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from lts_cli import folders, workspace
 from lts_cli.checkpoints import SIGNATURE_FILE, record_checkpoint, resume_point
 from lts_cli.config import as_plain, at_least, positive
-from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, tokenize
+from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, token_folder, tokenize
 from lts_cli.errors import ConfigError, LtsError, invalid
 from lts_cli.gallery import Resolved
 from lts_cli.modeling import gpt2_config, model_id_for, save_tokenizer, write_card
@@ -122,13 +122,27 @@ def train(
 ) -> TrainResult:
     """Train `target.arch` on `corpus`; resumes an interrupted run of the same command by itself.
     `models_root`: where the model folder goes (the workspace's models/ by default)."""
+    model_id = name or model_id_for(target)
+    work = (models_root or workspace.models_dir()) / f".{model_id}.training"
+    with workspace.in_use(token_folder(corpus), work):  # `lts cache prune` leaves them alone meanwhile
+        return _train(target, config, corpus, model_id, restart, on_event, models_root)
+
+
+def _train(
+    target: Resolved,
+    config: TrainConfig,
+    corpus: Corpus,
+    model_id: str,
+    restart: bool,
+    on_event: OnEvent | None,
+    models_root: Path | None,
+) -> TrainResult:
     import torch
     import transformers
 
     arch = target.arch
     emit = on_event or (lambda kind, data: None)
     rank, world = _rank()
-    model_id = name or model_id_for(target)
     _check(arch, config)
     models = models_root or workspace.models_dir()
     final, work = models / model_id, models / f".{model_id}.training"

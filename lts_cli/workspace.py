@@ -8,6 +8,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,49 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+# ---- what running commands use --------------------------------------------------------------------
+
+LOCKS = ".locks"  # one lock file per folder in use, named after the folder's path
+
+
+def _lock_file(path: Path) -> Path:
+    import hashlib
+
+    folder = home() / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20] + ".lock")
+
+
+@contextmanager
+def in_use(*paths: Path) -> Iterator[None]:
+    """Hold a shared lock on each of `paths` while the block runs: what a running command reads or
+    writes (token caches, training folders, exports, run folders) is then `busy` for the others. The
+    kernel releases the locks of a killed process."""
+    import fcntl
+
+    held = []
+    try:
+        for path in paths:
+            f = _lock_file(path).open("a")
+            fcntl.flock(f, fcntl.LOCK_SH)
+            held.append(f)
+        yield
+    finally:
+        for f in held:
+            f.close()  # closing releases the lock
+
+
+def busy(path: Path) -> bool:
+    """Whether a running lts command uses `path` (holds a lock on it)."""
+    import fcntl
+
+    if not (home() / LOCKS).is_dir():
+        return False
+    with _lock_file(path).open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False

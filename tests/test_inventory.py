@@ -68,3 +68,50 @@ def test_cache_prune_keeps_what_is_referenced(run_cli, lts_home: Path) -> None:
     for kept in ("models/trained-one/onnx", "exports/gpt2_abc-untrained/onnx", "tokens/needed", "runs/.s.tmp-def"):
         assert (lts_home / kept).exists(), kept
     assert not any(Path(p).exists() for p in expected)
+
+
+def test_what_a_running_command_uses_is_left_alone(run_cli, lts_home: Path) -> None:
+    """Issue 18: `cache prune` skips what a running command holds (a proxy's token cache), `models rm`
+    and `search rm` refuse; a lock a killed process held goes with it (the kernel's flock)."""
+    from lts_cli import workspace
+
+    tokens = lts_home / "tokens" / "abc"
+    tokens.mkdir(parents=True)
+    (tokens / "meta.json").write_text(json.dumps({"corpus": "c", "key": "k", "tokens": {"train": 9}}))
+    model = lts_home / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "metrics.json").write_text("{}")
+    run = lts_home / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("generations: 1\n")
+    with workspace.in_use(tokens, model, run):
+        pruned = run_cli("cache", "prune", "--yes")
+        assert pruned.exit_code == 0 and f"kept {tokens}: in use by a running lts command" in pruned.stderr
+        assert tokens.is_dir()
+        assert_user_error(run_cli("models", "rm", "m", "--yes"), "in use by a running lts command")
+        assert_user_error(run_cli("search", "rm", "r", "--yes"), "'r' is running")
+    assert run_cli("cache", "prune", "--yes").exit_code == 0 and not tokens.exists()
+    assert run_cli("models", "rm", "m", "--yes").exit_code == 0 and not model.exists()
+
+
+def test_a_killed_command_releases_what_it_held(lts_home: Path) -> None:
+    import subprocess
+    import sys
+
+    from lts_cli import workspace
+
+    held = lts_home / "tokens" / "abc"
+    held.mkdir(parents=True)
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom lts_cli import workspace\n"
+        f"with workspace.in_use(Path({str(held)!r})):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "LTS_HOME": str(lts_home)})  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        assert workspace.busy(held)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not workspace.busy(held)

@@ -19,6 +19,18 @@ except ImportError:  # pragma: no cover  (older typer, on the click package)
 from lts_cli import __version__
 from lts_cli.errors import ConfigError, LtsError
 
+# The libraries lts drives warn about their own internals (deprecations, pickle protocols, tracer
+# notes); lts says what the user needs to know itself, so their warnings are dropped.
+QUIET = r"(torch|transformers|onnx|onnxruntime|onnxscript|huggingface_hub|datasets|ray|matplotlib|accelerate)(\.|$)"
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", module=QUIET)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 def _error(message: str, code: int) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
@@ -37,6 +49,7 @@ class _Group(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _quiet_libraries()
         try:
             result = super().main(args, prog_name, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
