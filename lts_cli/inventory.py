@@ -101,7 +101,11 @@ def models() -> list[ModelEntry]:
         )
     pulled_dir = workspace.home() / workspace.PULLED
     for record in sorted(pulled_dir.glob("*.json")) if pulled_dir.is_dir() else []:
-        pulled = pretrained.registered(record.stem)
+        try:
+            pulled = pretrained.registered(record.stem)
+        except LtsError as exc:  # listed as what it is: `lts cache check --repair` removes it
+            out.append(ModelEntry(record.stem, "pulled", str(record), 0, detail={"problem": str(exc)}))
+            continue
         if pulled is None:
             continue
         detail = {k: v for k, v in pretrained.describe(pulled).items() if k not in ("id", "path", "arch", "size_bytes")}
@@ -366,3 +370,52 @@ def _leftovers() -> list[dict[str, Any]]:
                 age = now - path.stat().st_mtime
                 out.append({"path": str(path), "size_bytes": size(path), "stale": age > LEFTOVER_AGE_S})
     return out
+
+
+# ---- damaged records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str  # a cached measurement's row, or a file
+    where: str  # the row's key and architecture, or the file's path
+    problem: str
+    repair: str  # what --repair does about it
+
+
+def check(repair: bool = False) -> list[Problem]:
+    """Every record lts keeps that does not read (measurement rows, pulled-model records, proxy
+    results, run states and summaries); with `repair`, drop the rows and the records lts can rebuild
+    (a run is only named: `lts search rm` removes it)."""
+    from lts_cli import proxy
+    from lts_cli.runs import list_runs
+    from lts_cli.store import open_store
+
+    found: list[Problem] = []
+    home = workspace.home()
+    if (home / workspace.DB_NAME).is_file():
+        with open_store() as store:
+            rows = store.damaged()
+            found += [Problem("measurement", f"{r.key[:12]} ({r.archid[:16]})", r.problem, "dropped") for r in rows]
+            if repair and rows:
+                store.drop_measurements([r.key for r in rows])
+    for record in sorted((home / workspace.PULLED).glob("*.json")):
+        try:
+            pretrained.registered(record.stem)
+        except LtsError as exc:
+            found.append(Problem("pulled model record", str(record), str(exc), "removed (pull it again)"))
+            if repair:
+                record.unlink()
+    for result in sorted((home / workspace.PROXY / "results").glob("*.json")):
+        problem = proxy.damaged(result)
+        if problem is not None:
+            found.append(Problem("proxy result", str(result), problem, "removed (trained again when needed)"))
+            if repair:
+                result.unlink()
+    for run in list_runs():
+        try:
+            run.state()
+            run.summary()
+        except LtsError as exc:
+            found.append(Problem("search run", str(run.path), str(exc), f"kept: `lts search rm {run.name}`"))
+    return found

@@ -168,12 +168,23 @@ def _results_dir() -> Path:
 def cached(arch: Arch, corpus: Corpus, config: TrainConfig) -> Trained | None:
     """The cached result, or None (a damaged or ill-typed one is trained again)."""
     path = _results_dir() / f"{result_key(arch, corpus, config)}.json"
-    if not path.is_file():
-        return None
+    return _read(path) if path.is_file() else None
+
+
+def _read(path: Path) -> Trained | None:
     try:
         return from_mapping(Trained, json.loads(path.read_text(encoding="utf-8")), str(path))
     except (OSError, ValueError, LtsError):
         return None
+
+
+def damaged(path: Path) -> str | None:
+    """Why a cached proxy result does not read, or None when it does (`lts cache check`)."""
+    try:
+        from_mapping(Trained, json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError, LtsError) as exc:
+        return str(exc).splitlines()[0]
+    return None
 
 
 def train_one(candidate: Candidate, corpus: Corpus, config: TrainConfig, on_event: OnEvent | None = None) -> Trained:

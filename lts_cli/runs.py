@@ -90,8 +90,8 @@ class RunFolder:
         if not path.is_file():
             return None
         try:
-            return SearchState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
+            return SearchState.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+        except (ValueError, KeyError, TypeError, LtsError) as exc:
             raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from exc
 
     def summary(self) -> dict[str, Any] | None:
@@ -100,7 +100,8 @@ class RunFolder:
             return None
         try:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
+            _check_summary(data)
+        except (ValueError, TypeError, KeyError) as exc:
             raise LtsError(
                 f"{path} is damaged ({exc}); results.csv and state.json beside it still hold the run"
             ) from exc
@@ -150,6 +151,23 @@ class RunFolder:
 
             for name, png in write_plots(search, state).items():
                 self._write(name, png)
+
+
+def _check_summary(data: Any) -> None:
+    """The fields of summary.json that lts reads back, checked for their types (ValueError if not)."""
+    numbers = (int, float)
+    if not isinstance(data, dict) or not isinstance(data.get("front"), list):
+        raise ValueError("no front")
+    if not all(isinstance(m, dict) and isinstance(m.get("archid"), str) for m in data["front"]):
+        raise ValueError("a front member without its archid")
+    hv = data.get("hypervolume", {}).get("per_generation")
+    if not isinstance(hv, list) or not all(isinstance(v, numbers) for v in hv):
+        raise ValueError("hypervolume.per_generation is not a list of numbers")
+    timings = data.get("timings")
+    if not isinstance(timings, dict) or not all(isinstance(timings.get(k), numbers) for k in ("evaluated", "cached")):
+        raise ValueError("timings are not numbers")
+    if not isinstance(data.get("generations_done"), int) or not isinstance(data.get("objectives"), dict):
+        raise ValueError("generations_done or objectives of the wrong type")
 
 
 def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]) -> str:

@@ -7,6 +7,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 
 
@@ -68,21 +69,28 @@ class SearchState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchState:
-        return cls(
-            generation=data["generation"],
-            pending=[Candidate(**c) for c in data["pending"]],
-            records=[Record(**r) for r in data["records"]],
-            rng_state=data["rng_state"],
-            elapsed_s=data["elapsed_s"],
-            bounds=data["bounds"],
-            log=[GenerationLog(**g) for g in data["log"]],
-            finished=data["finished"],
-            screened=[Candidate(**c) for c in data.get("screened", [])],
-            screening=data.get("screening"),
-            failed=[FailedCandidate(**c) for c in data.get("failed", [])],
-            machines=data.get("machines"),
+    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> SearchState:
+        """A saved state, every field checked for its type (an LtsError names what is wrong)."""
+        from lts_cli.config import from_mapping
+
+        def each(kind: type[Any], key: str) -> list[Any]:
+            items = data.get(key, [])
+            if not isinstance(items, list):
+                raise LtsError(f"{source}: {key} must be a list")
+            return [from_mapping(kind, item, f"{source}: {key}[{i}]") for i, item in enumerate(items)]
+
+        if not isinstance(data, dict):
+            raise LtsError(f"{source} is not a JSON object")
+        lists = ("pending", "records", "log", "screened", "failed")
+        state = from_mapping(cls, {**{k: v for k, v in data.items() if k not in lists}, "pending": [], "records": []},
+                             source)  # fmt: skip
+        state.pending, state.records = each(Candidate, "pending"), each(Record, "records")
+        state.log, state.screened, state.failed = (
+            each(GenerationLog, "log"),
+            each(Candidate, "screened"),
+            each(FailedCandidate, "failed"),
         )
+        return state
 
 
 def rng_from(state: list[Any]) -> random.Random:

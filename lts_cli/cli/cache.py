@@ -54,3 +54,26 @@ def prune(
         print_json({"removed": removed})
         return
     note(f"removed {len(removed)}: " + ", ".join(removed))
+
+
+@app.command("check")
+def check(
+    repair: bool = typer.Option(False, "--repair", help="Drop the damaged rows and the records lts can rebuild."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was found as JSON."),
+) -> None:
+    """List what lts keeps that does not read: cached measurements, pulled-model records, proxy results,
+    search runs."""
+    from dataclasses import asdict
+
+    from lts_cli.inventory import check as run_check
+
+    found = run_check(repair)
+    if json_out:
+        print_json({"damaged": [asdict(p) for p in found], "repaired": repair})
+        return
+    for p in found:
+        note(f"{p.what} {p.where}: {p.problem}" + (f"; {p.repair}" if repair else ""))
+    if not found:
+        note("everything lts keeps reads")
+    elif not repair:
+        note("`lts cache check --repair` drops the damaged rows and records lts can rebuild")

@@ -6,11 +6,9 @@ from enum import StrEnum
 from typing import Optional
 
 import typer
-from rich import box
-from rich.table import Table
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import confirm, fmt_bytes, note, out, print_json
+from lts_cli.cli.common import confirm, fmt_bytes, note, print_json, print_pairs, print_table
 
 app = typer.Typer(help="The models in the workspace: list, show, remove.", no_args_is_help=True)
 
@@ -47,15 +45,12 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print the m
     if not rows:
         note("no models yet: `lts train ID` trains one, `lts gallery pull ID` fetches a published one")
         return
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False)
-    for col in ("model", "source", "size", "val ppl", "exports"):
-        table.add_column(
-            col, justify="right" if col in ("size", "val ppl", "exports") else "left", no_wrap=col == "model"
-        )
-    for m in rows:
-        ppl = f"{m.val_perplexity:,.1f}" if m.val_perplexity is not None else "-"
-        table.add_row(m.id, SOURCE_LABELS[m.source], fmt_bytes(m.size_bytes), ppl, str(len(m.exports)))
-    out.print(table)
+    table = [
+        [m.id, SOURCE_LABELS[m.source], fmt_bytes(m.size_bytes),
+         f"{m.val_perplexity:,.1f}" if m.val_perplexity is not None else "-", str(len(m.exports))]
+        for m in rows
+    ]  # fmt: skip
+    print_table(["model", "source", "size", "val ppl", "exports"], table, left=2)
 
 
 @app.command("show")
@@ -71,23 +66,19 @@ def show(
     if json_out:
         print_json(m.to_dict())
         return
-    out.print(f"[bold]{m.id}[/]  {SOURCE_LABELS[m.source]}", highlight=False)
-    table = Table(show_header=False, box=None)
-    table.add_row("path", m.path)
-    table.add_row("size on disk", fmt_bytes(m.size_bytes))
+    pairs = [("path", m.path), ("size on disk", fmt_bytes(m.size_bytes))]
     if m.arch:
-        table.add_row("architecture", ", ".join(f"{k} {v}" for k, v in m.arch.items()))
-        table.add_row("config.json", ", ".join(f"{k} {v}" for k, v in (m.config or {}).items()))
+        pairs.append(("architecture", ", ".join(f"{k} {v}" for k, v in m.arch.items())))
+        pairs.append(("config.json", ", ".join(f"{k} {v}" for k, v in (m.config or {}).items())))
     if m.non_embedding_params is not None:
-        table.add_row("non-embedding params", f"{m.non_embedding_params:,}")
+        pairs.append(("non-embedding params", f"{m.non_embedding_params:,}"))
     if m.val_perplexity is not None:
-        table.add_row("validation perplexity", f"{m.val_perplexity:,.2f}")
+        pairs.append(("validation perplexity", f"{m.val_perplexity:,.2f}"))
     for key, item in m.detail.items():
         if item is not None:
-            table.add_row(key.replace("_", " "), fmt_bytes(item) if key.endswith("_bytes") else str(item))
-    for export in m.exports:
-        table.add_row("export", export)
-    out.print(table)
+            pairs.append((key.replace("_", " "), fmt_bytes(item) if key.endswith("_bytes") else str(item)))
+    pairs += [("export", export) for export in m.exports]
+    print_pairs(pairs, f"{m.id}  {SOURCE_LABELS[m.source]}")
 
 
 @app.command("rm")
