@@ -221,13 +221,14 @@ def tokenize(corpus: Corpus) -> dict[str, np.ndarray]:
     Hold `workspace.in_use(token_folder(corpus))` while they are used."""
     tok = tokenizer()
     folder = token_folder(corpus)
-    if not (folder / workspace.TOKENS_MARKER).is_file():
-        arrays = _split_tokens({s: _encode(docs, tok) for s, docs in corpus.splits.items()})
-        for split, ids in arrays.items():
-            workspace.atomic_write_bytes(folder / f"{split}.bin", ids.astype(np.uint16).tobytes())
-        meta = {"corpus": corpus.name, "key": corpus.key, "tokens": {s: int(a.size) for s, a in arrays.items()}}
-        workspace.atomic_write_json(folder / workspace.TOKENS_MARKER, meta)  # last: marks the cache complete
-        folders.write_manifest(folder, [*(f"{split}.bin" for split in arrays), workspace.TOKENS_MARKER])
+    with workspace.one_at_a_time(folder):  # processes of one torchrun (or two lts) tokenize it once
+        if not (folder / workspace.TOKENS_MARKER).is_file():
+            arrays = _split_tokens({s: _encode(docs, tok) for s, docs in corpus.splits.items()})
+            for split, ids in arrays.items():
+                workspace.atomic_write_bytes(folder / f"{split}.bin", ids.astype(np.uint16).tobytes())
+            meta = {"corpus": corpus.name, "key": corpus.key, "tokens": {s: int(a.size) for s, a in arrays.items()}}
+            workspace.atomic_write_json(folder / workspace.TOKENS_MARKER, meta)  # last: marks the cache complete
+            folders.write_manifest(folder, [*(f"{split}.bin" for split in arrays), workspace.TOKENS_MARKER])
     sizes = json.loads((folder / workspace.TOKENS_MARKER).read_text())["tokens"]
     return {
         s: np.memmap(folder / f"{s}.bin", dtype=np.uint16, mode="r", shape=(sizes[s],))

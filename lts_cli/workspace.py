@@ -153,6 +153,17 @@ def in_use(*paths: Path) -> Iterator[None]:
             f.close()  # closing releases the lock
 
 
+@contextmanager
+def one_at_a_time(path: Path) -> Iterator[None]:
+    """An exclusive lock for filling `path` (a cache several processes may fill at once): the others
+    wait, then find it filled. Independent of `in_use`'s shared lock on the same path."""
+    import fcntl
+
+    with _lock_file(path.with_name(path.name + ".filling")).open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def busy(path: Path) -> bool:
     """Whether a running lts command uses `path` (holds a lock on it)."""
     import fcntl

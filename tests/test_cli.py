@@ -223,3 +223,29 @@ def test_traceback_only_with_lts_debug(lts_home: Path) -> None:
     assert plain.stderr.strip().splitlines() == [plain.stderr.strip()] and plain.stderr.startswith("Error: ")
     debug = subprocess.run(cmd, capture_output=True, text=True, env={**env, "LTS_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "lts_cli.errors." in debug.stderr
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_narrow_terminals_never_cut_a_number(run_cli, lts_home: Path, monkeypatch, width: int) -> None:
+    """Issue 18: on a terminal narrower than a table, its rows become `header: value` lines."""
+    import io
+
+    from rich.console import Console
+
+    from lts_cli.cli import common
+
+    (lts_home / "models" / "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402").mkdir(parents=True)
+    (lts_home / "models" / "gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402" / "metrics.json").write_text(
+        '{"val_perplexity": 1234.5}'
+    )
+    for args, whole in (
+        (["gallery", "list"], ["gpt2_a9e314799", "1.06/1.06", "13.32/13.32", "4/128/768/4", "0.008/-"]),
+        (["models", "list"], ["gpt2_a9e3147996070fda25af4b39ed95b6a18d6d0402", "1,234.5", "trained here"]),
+    ):
+        screen = io.StringIO()
+        monkeypatch.setattr(common, "out", Console(file=screen, width=width, force_terminal=True, color_system=None))
+        assert run_cli(*args).exit_code == 0
+        text = screen.getvalue()
+        assert "…" not in text, text
+        for value in whole:
+            assert value in text, (value, text)

@@ -346,6 +346,7 @@ def test_a_refused_prompt_prints_nothing_on_stdout(run_cli, tiny_model: Path, tm
     result = run_cli("generate", str(model), "word " * 200, "--backend", backend)
     assert_user_error(result, "the model's context is 128", "at most 127 tokens")
     assert result.stdout == ""
+    assert not (model / "onnx").exists() and "exporting" not in result.stderr  # refused before any export
 
 
 # ---- 8, 9. usage errors: exit 2, the flag named with its valid range ---------------------------
@@ -373,6 +374,13 @@ def test_a_refused_prompt_prints_nothing_on_stdout(run_cli, tiny_model: Path, tm
         (["train", "x.json", "--seq-len", "0"], "--seq-len must be at least 1"),
         (["train", "x.json", "--lr", "0"], "--lr must be greater than 0"),
         (["export", "m", "--quantize", "int4"], "'--quantize'"),
+        # issue 18's smaller ones
+        (
+            ["generate", "m", "--temperature", "inf"],
+            "--temperature must be greater than 0",
+        ),
+        (["proxy", "--sample", "0"], "'--sample': Input should be greater than or equal to 4"),
+        (["search", "--max-params", "1000"], "--min-params (1e+06) is larger than --max-params (1000)"),
     ],
 )
 def test_invalid_option_values_exit_2_naming_the_flag(run_cli, args: list[str], fragment: str) -> None:

@@ -105,18 +105,28 @@ def _arch_file(home: Path) -> Path:
     return path
 
 
-def test_torchrun_two_processes(lts_home: Path, shared_tokens: None) -> None:
+def test_torchrun_two_processes(lts_home: Path, tmp_path: Path) -> None:
+    """Two processes on an empty workspace (both tokenize: one fills the cache, the other waits for it),
+    on a free port; each rank's own output is kept, to show which one failed and why."""
+    import socket
+
     arch = _arch_file(lts_home)
     config = lts_home.parent / "t.yaml"
     config.write_text("eval_batches: 2\n")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    logs = tmp_path / "ranks"
     cmd = [
-        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517",
+        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(port),
+        "--log-dir", str(logs), "--redirects", "2",  # each rank's stderr in its own file
         "-m", "lts_cli", "train", str(arch), "--max-steps", "4", "--seq-len", "32", "--batch-size", "2",
         "--warmup-steps", "1", "--eval-every", "100", "--save-every", "2", "--config", str(config),
         "--name", "ddp", "--json",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ranks = {p.relative_to(logs): p.read_text(errors="replace")[-1500:] for p in sorted(logs.rglob("stderr.log"))}
+    assert done.returncode == 0, (done.stderr[-1500:], ranks)
     metrics = json.loads(done.stdout)  # process 0 alone reports
     assert metrics["world_size"] == 2 and metrics["tokens_seen"] == 4 * 2 * 32 * 2
     from lts_cli.modeling import load

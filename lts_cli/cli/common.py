@@ -231,7 +231,9 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: st
         table.add_column(header, justify="left" if i < left else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    width = out.measure(table).maximum
+    from rich.measure import Measurement
+
+    width = Measurement.get(out, out.options.update(max_width=10**6), table).maximum  # unclamped
     if width <= out.width:
         out.print(table)
         return

@@ -22,7 +22,7 @@ from lts_cli.cli.common import (
     train_options,
     with_options,
 )
-from lts_cli.proxy import BUDGET
+from lts_cli.proxy import BUDGET, MIN_ARCHS
 
 TRAIN = train_options(BUDGET)
 SELECTION = {
@@ -31,7 +31,7 @@ SELECTION = {
     "evaluated": (bool, typer.Option(False, "--all", help="With --run: every architecture it measured.")),
     "archs": (Optional[list[str]], option("--archs", "Architectures (repeat, or comma-separated).", metavar="ID|FILE")),
     "sample": (Optional[int], option("--sample", "N architectures of the search space, spread over its parameter "
-                                     "range.", min=1)),
+                                     "range.", min=MIN_ARCHS)),
 }  # fmt: skip
 SPACE = {
     "min_params": (Optional[float], option("--min-params", "With --sample: fewest params.", "1e+06")),
