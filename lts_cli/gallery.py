@@ -9,11 +9,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lts_cli import objectives as registry
 from lts_cli.config import load_file
 from lts_cli.errors import LtsError, NotFound
 from lts_cli.settings import Measurement
 from lts_cli.space import Arch, unique
 from lts_cli.store import Store
+from lts_cli.views import Block, JsonObject, Note, Pairs, Table, fmt_s, shape
 
 # The gallery latencies were measured by archai's evaluator with its default of the time: seq 192.
 PUBLISHED_LATENCY_SEQ_LEN = 192
@@ -27,7 +29,7 @@ class GalleryEntry:
     latency_s: float  # published ONNX latency, seconds, at PUBLISHED_LATENCY_SEQ_LEN
     memory_mb: float  # published ONNX file size, MiB
 
-    def published(self) -> dict[str, Any]:
+    def published(self) -> dict[str, float]:
         return {
             "non_embedding_params_m": self.params_m,
             "latency_s": self.latency_s,
@@ -37,9 +39,9 @@ class GalleryEntry:
 
 
 @functools.cache
-def _document() -> dict[str, Any]:
+def _document() -> JsonObject:
     text = resources.files("lts_cli").joinpath("data/gallery.json").read_text(encoding="utf-8")
-    doc: dict[str, Any] = json.loads(text)
+    doc: JsonObject = json.loads(text)
     return doc
 
 
@@ -120,7 +122,7 @@ class Row:
 
     id: str
     arch: Arch
-    published: dict[str, Any] | None  # the gallery's published figures
+    published: dict[str, float] | None  # the gallery's published figures
     measurements: list[Measurement]  # this machine's, any settings, newest first (damaged rows left out)
     damaged: int = 0  # cached rows of it that do not read as measurements
     local: LocalCopies | None = None
@@ -135,13 +137,13 @@ class Row:
         found = alike or prefill
         return found[0] if found else None
 
-    def to_dict(self, all_measurements: bool = False) -> dict[str, Any]:
+    def to_dict(self, all_measurements: bool = False) -> JsonObject:
         a = self.arch
-        lts: dict[str, Any] = {
+        lts: JsonObject = {
             "non_embedding_params": a.non_embedding_params,
             "non_embedding_params_m": round(a.non_embedding_params / 1e6, 2),
             "unique_params": a.unique_params,
-            "memory_mib_analytic": 4 * a.unique_params / 2**20,
+            "memory_mib_analytic": a.memory_estimate_mib,
         }
         if all_measurements:
             lts["measurements"] = [m.to_dict() for m in self.measurements]
@@ -156,8 +158,76 @@ class Row:
             out |= {"run": self.run, "run_values": self.run_values}
         return out
 
+    def cells(self) -> list[str]:
+        """This row in `lts gallery list`: published / lts values side by side."""
+        quality, latency, memory = (registry.get(n) for n in registry.DEFAULT)
+        a, here, pub, local = self.arch, self.preferred(), self.published, self.local
+        copies = "".join(flag for flag, on in (("T", local and local.trained), ("P", local and local.pulled)) if on)
+        copies += f"E{len(local.exports)}" if local and local.exports else ""
+        return [
+            self.id[:14], shape(a), f"{_pub(quality, pub)}/{quality.format(a.non_embedding_params)}",
+            f"{_pub(latency, pub)}/" + (f"{fmt_s(here.latency_s)}@{here.settings['seq_len']}" if here else "-"),
+            f"{_pub(memory, pub)}/" + (f"{here.memory_mib:.2f}" if here else f"~{a.memory_estimate_mib:.2f}"),
+            copies or "-",
+        ]  # fmt: skip
 
-def row(row_id: str, arch: Arch, published: dict[str, Any] | None, store: Store, **extra: Any) -> Row:
+    def view(self) -> list[Block]:
+        """The row in full (`lts gallery show`): config, published figures, every measurement here."""
+        a, pub = self.arch, self.published or {}
+        pairs = [(key, str(value)) for key, value in a.to_dict().items()]
+        pairs += [
+            ("non-embedding params", f"{a.non_embedding_params:,} (published {pub['non_embedding_params_m']:.2f}M)"),
+            ("unique params (tied head)", f"{a.unique_params:,}"),
+            ("published latency", f"{pub['latency_s']:.3f} s at seq {pub['latency_seq_len']:.0f}"),
+            ("published memory", f"{pub['memory_mib']:.2f} MiB (lts estimate {a.memory_estimate_mib:.2f})"),
+        ]
+        title = self.id + (f"\narchid (lts hash of this config): {a.archid}" if a.archid != self.id else "")
+        if not self.measurements:
+            hint = f"not measured on this machine yet: `lts profile {self.id}` (add --seq-len 192 to match the "
+            return [Pairs(pairs, title), Note(hint + "published latency)")]
+        rows = []
+        for m in self.measurements:
+            s = m.settings
+            setup = (f"decode {s['batch_size']}x1 after {s['decode_context']}" if m.kind == "decode"
+                     else f"{s['graph']} {s['batch_size']}x{s['seq_len']}")  # fmt: skip
+            when = m.measured_at[:16].replace("T", " ")
+            rows.append([when, f"{setup} t{s['threads']}", fmt_s(m.latency_s), f"{m.latency_cv:.1%}", str(m.runs),
+                         f"{m.memory_mib:.2f}", f"{m.peak_rss_mib:.0f}"])  # fmt: skip
+        headers = ["when (UTC)", "settings", "latency s", "CV", "runs", "MiB", "peak RSS MiB"]
+        return [Pairs(pairs, title), Table(headers, rows, "measured on this machine (latency: median of the timed "
+                                                            "runs)", left=2)]  # fmt: skip
+
+
+def _pub(objective: registry.Objective, figures: dict[str, float] | None) -> str:
+    value = objective.published_value(figures)
+    return "-" if value is None else f"{value:.3f}" if objective.unit == "s" else objective.format(value)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """`lts gallery list`: the published rows, then a search run's front if asked for."""
+
+    rows: list[Row]
+
+    def to_dict(self) -> list[JsonObject]:
+        return [r.to_dict() for r in self.rows]
+
+    def view(self) -> list[Block]:
+        headers = ["id", "L/d/ff/h", "params M pub/lts", f"latency s pub@{PUBLISHED_LATENCY_SEQ_LEN}/here@seq",
+                   "memory MiB pub/lts", "local"]  # fmt: skip
+        blocks: list[Block] = [
+            Table(headers, [r.cells() for r in self.rows], "LTS gallery: published vs. lts on this machine", left=2),
+            Note("ids are shortened (gpt2_ and 4 hex digits work); '~' memory = 4 bytes x unique parameters, "
+                 "measured values replace it after `lts profile ID`; local: T trained here, P pre-trained model "
+                 "pulled (`lts gallery pull ID`), E exports"),
+        ]  # fmt: skip
+        if damaged := sum(r.damaged for r in self.rows):
+            blocks.append(Note(f"{damaged} cached measurement(s) could not be read and are left out; "
+                               "`lts cache check` lists them"))  # fmt: skip
+        return blocks
+
+
+def row(row_id: str, arch: Arch, published: dict[str, float] | None, store: Store, **extra: Any) -> Row:
     """An architecture's row, with this machine's cached measurements of it from `store`."""
     from lts_cli.machine import fingerprint
 
@@ -170,13 +240,13 @@ def gallery_row(entry: GalleryEntry, store: Store) -> Row:
     return row(entry.id, entry.arch, entry.published(), store, local=local_copies(entry.id))
 
 
-def gallery_report() -> list[Row]:
+def gallery_report(*more: Row) -> Listing:
     """The published gallery, with this machine's measurements and what the workspace has of each
-    model: trained here, the pre-trained one pulled from the Hub, exports."""
+    model: trained here, the pre-trained one pulled from the Hub, exports; then `more` rows."""
     from lts_cli.store import open_store
 
     with open_store() as store:
-        return [gallery_row(e, store) for e in entries()]
+        return Listing([*(gallery_row(e, store) for e in entries()), *more])
 
 
 def local_copies(model_id: str) -> LocalCopies:

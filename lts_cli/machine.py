@@ -7,6 +7,10 @@ import os
 import platform
 from typing import Any
 
+# A measuring machine as JSON (cpu, cores, machine, onnxruntime): part of every cache key, stored with
+# every measurement, compared whole.
+Fingerprint = dict[str, Any]
+
 
 def cpu_model() -> str:
     try:
@@ -19,7 +23,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def fingerprint() -> dict[str, Any]:
+def fingerprint() -> Fingerprint:
     """This machine, as far as measurements go: CPU model, cores, ONNX Runtime version.
 
     The execution provider is a measurement setting (MeasureSettings.provider), so it is in the

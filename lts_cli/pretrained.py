@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lts_cli import hub, weights, workspace
 from lts_cli.config import from_mapping
@@ -28,6 +27,7 @@ from lts_cli.errors import LtsError, NotFound
 from lts_cli.gallery import GalleryEntry
 from lts_cli.space import ARCH_FIELDS, Arch
 from lts_cli.tokenizer import TOKENIZER_FILES, load_tokenizer
+from lts_cli.views import Block, JsonObject, Lines, Note, Pairs
 
 REPO = "microsoft/lts-gpt2-sm"
 ENV_REPO = "LTS_GALLERY_REPO"
@@ -73,6 +73,36 @@ class PullResult:
     free_bytes: int
     cache: str
     dry_run: bool
+
+    def to_dict(self) -> JsonObject | list[JsonObject]:
+        if not self.dry_run:
+            return [describe(p) for p in self.pulled]
+        files = [{"path": f.path, "size_bytes": f.size, "cached": f.cached} for f in self.planned]
+        return {"files": files, "download_bytes": self.download_bytes, "free_bytes": self.free_bytes,
+                "cache": self.cache}  # fmt: skip
+
+    def view(self) -> list[Block]:
+        if self.dry_run:
+            return self._plan()
+        blocks: list[Block] = []
+        for p in self.pulled:
+            shape = ", ".join(f"{k} {v}" for k, v in p.architecture().hf_fields().items() if k[0] == "n")
+            blocks.append(Pairs([("checkpoint", f"{p.repo}@{p.revision[:12]} ({p.weights}; {shape})"),
+                                 ("path", p.path), ("tokenizer", p.tokenizer)], p.id))  # fmt: skip
+        if len(self.pulled) == 1:
+            first = self.pulled[0].id
+            blocks.append(Note(f'try `lts generate {first} "ROMEO:"` or `lts export {first} --quantize int8`'))
+        return blocks
+
+    def _plan(self) -> list[Block]:
+        if not self.planned:
+            return [Note("everything asked for is in the Hugging Face cache already: nothing to download")]
+        lines = []
+        for f in self.planned:  # megabytes as the Hub shows them (10^6 bytes)
+            size = f"{f.size / 1e6:,.1f} MB" if f.size is not None else "size unknown"
+            lines.append(f"{f.path}  {size}{'  (cached)' if f.cached else ''}")
+        total = f"{self.download_bytes / 1e6:,.1f} MB" if self.download_bytes is not None else "an unknown size"
+        return [Lines(lines), Note(f"would download {total} into {self.cache} ({self.free_bytes / 1e9:,.1f} GB free)")]
 
 
 def default_repo() -> str:
@@ -248,5 +278,5 @@ def size_on_disk(pulled: Pulled) -> int:
     return sum(p.stat().st_size for p in hub_files(pulled) if p.is_file() and not p.is_symlink())
 
 
-def describe(pulled: Pulled) -> dict[str, Any]:
+def describe(pulled: Pulled) -> JsonObject:
     return {**asdict(pulled), "present": _complete(pulled.folder()), "size_bytes": size_on_disk(pulled)}

@@ -5,19 +5,25 @@ peak resident memory (an export is not cached: its weights can change)."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lts_cli import objectives as registry
 from lts_cli.errors import ConfigError, LtsError
 from lts_cli.gallery import GalleryEntry, Resolved
+from lts_cli.machine import Fingerprint
 from lts_cli.measurer import Measurer, Where
 from lts_cli.measuring import MIB, LatencyStats, Progress
-from lts_cli.settings import Measurement, MeasureSettings
+from lts_cli.settings import Measurement, MeasureSettings, SettingsKey
 from lts_cli.space import Arch
+from lts_cli.views import Block, JsonObject, Note, Pairs, fmt_s
+
+if TYPE_CHECKING:
+    from lts_cli.predictor import Prediction
 
 OnNote = Callable[[str], None]
 
@@ -36,7 +42,41 @@ class ArchProfile:
     decode: Measurement | None
     host: str  # where it was measured ("cache", "here", or a Ray node)
 
-    def to_dict(self) -> dict[str, Any]:
+    def view(self) -> list[Block]:
+        figures = self.entry.published() if self.entry else None
+        blocks: list[Block] = [
+            Note(f"{m.kind}: cached from {m.measured_at} (same arch, settings and machine); --no-cache measures again",
+                 always=True) for m in (self.prefill, self.decode) if m is not None and m.cached
+        ]  # fmt: skip
+        if self.host not in ("cache", "here"):
+            blocks.append(Note(f"measured on {self.host}", always=True))
+        published_seq = int(figures["latency_seq_len"]) if figures else None
+        if published_seq and self.prefill is not None and self.settings.seq_len != published_seq:
+            like = f"lts profile {shlex.quote(self.label)} --seq-len {published_seq}"
+            text = f"the published latency was measured at seq {published_seq}; `{like}` compares like with like"
+            blocks.append(Note(text, always=True))
+        rows = []
+        for name in self.objectives:
+            o, value = registry.get(name), self.values[name]
+            shown = o.format(value) + (f" ({int(value):,})" if o.unit == "params" else "")
+            published = o.published_value(figures)
+            rows.append((o.label, shown + (f"   published {o.format(published)}" if published is not None else "")))
+        for m in (x for x in (self.prefill, self.decode) if x is not None):
+            ci = f"±{m.latency_ci95_rel:.1%}" if m.latency_ci95_rel is not None else "-"
+            rows.append((f"  {m.kind}: mean / CV / 95% CI", f"{fmt_s(m.latency_mean_s)} s / {m.latency_cv:.1%} / {ci}"))
+            rows.append((f"  {m.kind}: timed runs; build / session / timing s",
+                         f"{m.runs} ({m.stop}); {m.build_s:.2f} / {m.session_s:.2f} / {m.timing_s:.2f}"))  # fmt: skip
+        a = self.arch
+        title = f"{self.label}  n_layer {a.n_layer}, d_model {a.d_model}, d_inner {a.d_inner}, n_head {a.n_head}"
+        blocks.append(Pairs(rows, title + (f"\narchid {a.archid}" if self.label != a.archid else "")))
+        measured = self.prefill or self.decode
+        if measured is not None:
+            fp = measured.fingerprint
+            blocks.append(Note(f"{self.settings.describe()}; {fp['cpu']}, {fp['cores']} cores, onnxruntime "
+                               f"{fp['onnxruntime']}; load {measured.load_avg:.2f}"))  # fmt: skip
+        return blocks
+
+    def to_dict(self) -> JsonObject:
         return {
             "label": self.label,
             "archid": self.arch.archid,
@@ -79,6 +119,66 @@ def profile(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class PredictedProfile:
+    """`lts profile --predict`: exact objectives computed, latencies predicted (never stored)."""
+
+    label: str
+    arch: Arch
+    objectives: tuple[str, ...]
+    prediction: Prediction
+
+    def to_dict(self) -> JsonObject:
+        p = self.prediction
+        predicted = {k: {"value": v, "source": "predicted", **m.to_dict()} for k, (v, m) in p.predicted.items()}
+        return {"label": self.label, "archid": self.arch.archid, "exact": p.exact, "predicted": predicted,
+                "missing": p.missing}  # fmt: skip
+
+    def view(self) -> list[Block]:
+        p = self.prediction
+        blocks: list[Block] = [Note(f"{name}: {why}", always=True) for name, why in p.missing.items()]
+        rows = [(registry.get(n).label, f"{registry.get(n).format(p.exact[n])} (exact)")
+                for n in self.objectives if n in p.exact]  # fmt: skip
+        for name, (value, model) in p.predicted.items():
+            e = model.expected
+            how = f"predicted; expected error {e.median:.1%} median, {e.p90:.1%} p90 out of sample; fitted on {model.n}"
+            rows.append((registry.get(name).label, f"{registry.get(name).format(value)} ({how})"))
+        return [*blocks, Pairs(rows, f"{self.label}  {self.arch.short()}")]
+
+
+def predicted(target: Resolved, settings: MeasureSettings, objectives: Sequence[str] | None) -> PredictedProfile:
+    """The objectives of `target` with this machine's latency model instead of measuring; too few
+    measurements for every latency asked for is an error saying how many more it needs."""
+    from lts_cli.errors import TooFewMeasurements
+    from lts_cli.predictor import predict
+
+    names, _ = registry.fitting(target.arch, settings, objectives)
+    p = predict(target.arch, settings, names)
+    latencies = [name for name in names if registry.get(name).predictable]
+    if latencies and not p.predicted:
+        raise TooFewMeasurements(p.missing[latencies[0]])
+    return PredictedProfile(target.label, target.arch, tuple(names), p)
+
+
+def target(ref: str | None, arch_spec: str | None, revision: str | None = None) -> Resolved:
+    """What `lts profile` was asked to profile: a reference (references.architecture) or an inline
+    `n_layer=..,d_model=..,d_inner=..,n_head=..`, exactly one of them."""
+    from lts_cli.errors import UsageError
+    from lts_cli.gallery import entry_for
+    from lts_cli.references import architecture
+    from lts_cli.space import parse_arch_spec
+
+    if (ref is None) == (arch_spec is None):
+        raise UsageError(
+            "give an architecture: an ID or FILE, or --arch n_layer=..,d_model=..,d_inner=..,n_head=.. (not both)"
+        )
+    if arch_spec is not None:
+        arch = parse_arch_spec(arch_spec)
+        return Resolved(arch, arch.archid, entry_for(arch))
+    assert ref is not None
+    return architecture(ref, revision=revision)
+
+
 # ---- an export folder ------------------------------------------------------------------------
 
 
@@ -96,8 +196,8 @@ class ExportProfile:
     graph: str
     dtype: str
     untrained: bool
-    settings: dict[str, Any]
-    fingerprint: dict[str, Any]
+    settings: SettingsKey
+    fingerprint: Fingerprint
     file_mib: float
     session_s: float
     prefill: Timing
@@ -105,8 +205,20 @@ class ExportProfile:
     peak_rss_mib: float
     peak_rss_method: str
 
-    def to_dict(self) -> dict[str, Any]:
-        def timing(t: Timing, key: str) -> dict[str, Any]:
+    def view(self) -> list[Block]:
+        p, d = self.prefill, self.decode
+        rows = [(f"prefill latency, s (median, {p.tokens} tokens)",
+                 f"{fmt_s(p.stats.median)} (CV {p.stats.cv:.1%}, {p.stats.n} runs)")]  # fmt: skip
+        if d:
+            rows.append((f"decode latency per token, ms (median, context {d.tokens})",
+                         f"{1000 * d.stats.median:.2f} (CV {d.stats.cv:.1%}, {d.stats.n} runs)"))  # fmt: skip
+        rows += [("file size, MiB", f"{self.file_mib:.2f}"),
+                 ("peak RSS while running, MiB", f"{self.peak_rss_mib:.0f}")]  # fmt: skip
+        random = " (random weights)" if self.untrained else ""
+        return [Pairs(rows, f"{self.folder}  {self.graph}, {self.dtype}{random}")]
+
+    def to_dict(self) -> JsonObject:
+        def timing(t: Timing, key: str) -> JsonObject:
             return {**asdict(t.stats), "stop": t.stop, key: t.tokens}
 
         return {

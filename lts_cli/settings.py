@@ -9,8 +9,11 @@ from typing import Any, Literal
 
 from lts_cli.config import at_least
 from lts_cli.errors import LtsError, invalid
+from lts_cli.machine import Fingerprint
+from lts_cli.views import JsonObject
 
 Kind = Literal["prefill", "decode"]  # the two kinds of measurement
+SettingsKey = dict[str, Any]  # the settings a measurement depends on, as JSON (MeasureSettings.key)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class MeasureSettings:
         if not 0 < self.target_ci < 1:
             raise invalid("target_ci", "is a relative half-width between 0 and 1 (0.03 for 3%)", self.target_ci)
 
-    def key(self, kind: Kind) -> dict[str, Any]:
+    def key(self, kind: Kind) -> SettingsKey:
         """The settings a measurement of `kind` depends on (its cache key and record): a prefill
         measurement has no decode context; a decode one no prefill graph or sequence length."""
         left_out = ("decode_context",) if kind == "prefill" else ("graph", "seq_len")
@@ -81,8 +84,8 @@ class Measurement:
 
     archid: str
     arch: dict[str, int]
-    settings: dict[str, Any]
-    fingerprint: dict[str, Any]
+    settings: SettingsKey
+    fingerprint: Fingerprint
     non_embedding_params: int
     latency_s: float  # the objective: median of the timed runs
     latency_mean_s: float
@@ -107,7 +110,7 @@ class Measurement:
     def overhead_s(self) -> float:
         return self.build_s + self.session_s
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return dataclasses.asdict(self)
 
     @classmethod

@@ -97,6 +97,11 @@ class Arch:
         """Every stored parameter: non-embedding + token + position embeddings (tied head stored once)."""
         return self.non_embedding_params + (self.vocab_size + self.n_positions) * self.d_model
 
+    @property
+    def memory_estimate_mib(self) -> float:
+        """fp32 weights of every stored parameter, MiB: the ONNX file size before it is measured."""
+        return 4 * self.unique_params / 2**20
+
     def short(self) -> str:
         return f"L{self.n_layer} d{self.d_model} ff{self.d_inner} h{self.n_head}"
 

@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
-    0: {"errors", "space", "pareto", "config", "settings", "objectives", "search", "search_state", "screening",
+    0: {"errors", "views", "space", "pareto", "config", "settings", "objectives", "search", "search_state", "screening",
         "machine", "rankstats"},
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
         "references", "sampling", "plots"},
     3: {"measurer", "profiling", "exporting", "checkpoints", "training", "generation", "predictor", "distributed"},
-    4: {"runs", "searching", "inventory", "proxy"},
+    4: {"runs", "searching", "inventory", "tidying", "proxy"},
     5: {"cli", "__main__", "__init__"},
 }  # fmt: skip
 PURE = sorted(LAYERS[0] | LAYERS[1])

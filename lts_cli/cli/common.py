@@ -26,6 +26,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from lts_cli.views import Block, Lines, Note, Pairs, Shown
+from lts_cli.views import Table as TableBlock
+
 T = TypeVar("T")
 out = Console()  # results
 err = Console(stderr=True)  # progress, notes, hints
@@ -223,6 +226,38 @@ def note(message: str) -> None:
     err.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
+def show(result: Shown, json_out: bool = False) -> None:
+    """A command's result: its JSON on stdout with --json, else its blocks (tables and records on
+    stdout, notes on stderr)."""
+    blocks = result.view()
+    if json_out:
+        for block in blocks:
+            if isinstance(block, Note) and block.always:
+                note(block.text)
+        print_json(result.to_dict())
+        return
+    for block in blocks:
+        draw(block)
+
+
+def draw(block: Block) -> None:
+    if isinstance(block, Note):
+        note(block.text)
+    elif isinstance(block, TableBlock):
+        print_table(block.headers, block.rows, block.title, block.left)
+    elif isinstance(block, Pairs):
+        if block.title:
+            out.print(block.title, highlight=False, soft_wrap=True)
+        pad = max((len(k) for k, _ in block.pairs), default=0)
+        for key, value in block.pairs:
+            out.print(f"  {key.ljust(pad)}  {value}", highlight=False, soft_wrap=True)
+    elif isinstance(block, Lines):
+        if block.heading is not None:
+            out.print(block.heading, style="bold", highlight=False, soft_wrap=True)
+        for line in block.lines:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None, left: int = 1) -> None:
     """A table on stdout, the first `left` columns left-aligned; never a cell cut with "…": on a
     terminal narrower than the table, each row is listed as `header: value` lines instead."""
@@ -243,15 +278,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: st
         for header, cell in zip(headers, row, strict=True):
             out.print(f"{header.replace(chr(10), ' ')}: {cell}", highlight=False, soft_wrap=True)
         out.print("")
-
-
-def print_pairs(pairs: Sequence[tuple[str, str]], title: str | None = None) -> None:
-    """`key  value` lines (a record in full), values never cut."""
-    if title:
-        out.print(title, highlight=False, soft_wrap=True)
-    pad = max((len(k) for k, _ in pairs), default=0)
-    for key, value in pairs:
-        out.print(f"  {key.ljust(pad)}  {value}", highlight=False, soft_wrap=True)
 
 
 def bar_progress() -> Progress:
@@ -287,19 +313,6 @@ def stage_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
             bar.update(task, description=stage, completed=done, total=total if total > 1 else None)
 
         yield update
-
-
-def fmt_bytes(n: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    while n >= 1024 and len(units) > 1:
-        n, units = n / 1024, units[1:]
-    return f"{n:.0f} B" if units[0] == "B" else f"{n:.1f} {units[0]}"
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.4f}" if seconds < 1 else f"{seconds:.3f}"
 
 
 def confirm(question: str, yes: bool) -> None:

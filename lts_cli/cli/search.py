@@ -214,8 +214,8 @@ def remove(
 ) -> None:
     """Delete what lts wrote in a search run's folder (its measurements stay cached in the workspace)."""
     from lts_cli.cli.common import confirm
-    from lts_cli.inventory import remove_run
     from lts_cli.runs import RunFolder
+    from lts_cli.tidying import remove_run
 
     confirm(f"remove the search run {run_name} ({RunFolder.open(run_name).path})", yes)
     note(f"removed {remove_run(run_name, on_note=note)}")
