@@ -19,10 +19,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lts_cli import folders, workspace
 from lts_cli import objectives as registry
@@ -35,12 +34,12 @@ from lts_cli.search import SearchConfig
 from lts_cli.settings import MeasureSettings
 from lts_cli.space import Arch
 from lts_cli.training import TrainConfig
+from lts_cli.views import Block, Event, JsonObject, Lines, Note, OnEvent, Table, shape
 
 MIN_ARCHS = 4  # a rank correlation of fewer says nothing
 TOP_SHARE = 0.25
 # A budget a laptop can afford (lts train's defaults are a real run); a --config file and flags override it.
 BUDGET = TrainConfig(max_steps=300, seq_len=128, batch_size=16, warmup_steps=30)
-OnEvent = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -147,7 +146,7 @@ class Trained:
     label: str
     arch: dict[str, int]
     corpus: str
-    train: dict[str, Any]
+    train: JsonObject  # the TrainConfig, as config files write it
     val_loss: float
     val_perplexity: float
     initial_val_perplexity: float | None
@@ -230,7 +229,7 @@ def run(
 ) -> list[Trained]:
     """Train what is not cached (in `workers` processes, each with its share of the cores); the
     results in the order of `candidates`."""
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or (lambda event: None)
     if len(candidates) < MIN_ARCHS:
         raise UsageError(f"a rank correlation needs at least {MIN_ARCHS} architectures, got {len(candidates)}")
     results: dict[str, Trained] = {}
@@ -239,12 +238,24 @@ def run(
         if hit is not None:
             results[c.arch.archid] = hit
     todo = [c for c in candidates if c.arch.archid not in results]
-    emit("start", {"total": len(candidates), "cached": len(results), "todo": len(todo)})
+    line = f"{len(results)} of {len(candidates)} already trained with this budget (cached)" if results else None
+    emit(Event("start", line, total=len(candidates), done=len(results)))
+
+    def finished(c: Candidate) -> None:
+        line = f"{c.label[:20]}: validation perplexity {results[c.arch.archid].val_perplexity:,.1f}"
+        emit(Event("arch_done", line, advance=True, data=results[c.arch.archid]))
+
     if workers <= 1:
-        for i, c in enumerate(todo, 1):
-            emit("arch_start", {"label": c.label, "arch": c.arch, "index": i, "of": len(todo)})
-            results[c.arch.archid] = train_one(c, corpus, config, on_event=lambda k, d: emit(f"train_{k}", d))
-            emit("arch_done", {"label": c.label, "val_perplexity": results[c.arch.archid].val_perplexity})
+        for c in todo:
+            current = f"{c.label[:14]} {c.arch.short()}"
+            emit(Event("arch_start", label=current, data=c))
+
+            def step(e: Event, current: str = current) -> None:
+                if e.kind == "step":
+                    emit(Event("train_step", label=f"{current} step {e.data}/{config.max_steps}", data=e.data))
+
+            results[c.arch.archid] = train_one(c, corpus, config, on_event=step)
+            finished(c)
     else:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -259,7 +270,7 @@ def run(
                     for future in done:
                         c = pending.pop(future)
                         results[c.arch.archid] = future.result()
-                        emit("arch_done", {"label": c.label, "val_perplexity": results[c.arch.archid].val_perplexity})
+                        finished(c)
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
@@ -286,14 +297,33 @@ class Report:
 
     verdict: str
     proxies: dict[str, ProxyStats]
-    architectures: list[dict[str, Any]]  # a table row per architecture: its results and proxy values
-    budget: dict[str, Any]
+    architectures: list[JsonObject]  # a table row per architecture: its results and proxy values
+    budget: JsonObject
     corpus: str
     folder: Path | None = None  # where report.json and the plot were written
     wall_s: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "folder": str(self.folder) if self.folder else None}
+
+    def view(self) -> list[Block]:
+        proxies = [registry.get(n) for n in self.proxies if registry.get(n).quality_proxy]
+        rows = [[row["label"][:20], shape(row["arch"]), *(o.format(row[o.name]) for o in proxies),
+                 f"{row['val_perplexity']:,.1f}", _rate(row["tokens_per_second"])]
+                for row in sorted(self.architectures, key=lambda r: r[registry.QUALITY])]  # fmt: skip
+        stats = [[p.label, f"{p.spearman:.3f}", f"{p.spearman_ci95[0]:.2f}..{p.spearman_ci95[1]:.2f}",
+                  f"{p.kendall:.3f}", f"{p.kendall_ci95[0]:.2f}..{p.kendall_ci95[1]:.2f}", f"{p.top_overlap}/{p.top_k}"]
+                 for p in self.proxies.values()]  # fmt: skip
+        return [
+            Table(["architecture", "L/d/ff/h", *(o.header() for o in proxies), "val ppl", "tok/s"], rows, left=2),
+            Table(["proxy", "Spearman", "95% CI", "Kendall", "95% CI ", "top 25%"], stats),
+            Lines([self.verdict]),
+            Note(f"report and plot: {self.folder} ({self.wall_s:.0f} s)"),
+        ]
+
+
+def _rate(tokens_per_second: float | None) -> str:
+    return f"{tokens_per_second:,.0f}" if tokens_per_second else "-"
 
 
 def proxy_values(candidates: Sequence[Candidate], seq_len: int) -> dict[str, list[float]]:

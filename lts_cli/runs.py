@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lts_cli import folders, workspace
 from lts_cli import objectives as registry
@@ -28,6 +28,10 @@ from lts_cli.errors import LtsError
 from lts_cli.search import Search, SearchConfig
 from lts_cli.search_state import Candidate, Record, SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
+from lts_cli.views import Block, JsonObject, Lines, Note, Table
+
+if TYPE_CHECKING:
+    from lts_cli.gallery import Row
 
 STATE = "state.json"  # the resumable search state, rewritten after every architecture
 # archai's columns around the chosen objectives, then the architecture, then any other value recorded.
@@ -94,12 +98,12 @@ class RunFolder:
         except (ValueError, KeyError, TypeError, LtsError) as exc:
             raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from exc
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self) -> JsonObject | None:
         path = self.path / "summary.json"
         if not path.is_file():
             return None
         try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            data: JsonObject = json.loads(path.read_text(encoding="utf-8"))
             _check_summary(data)
         except (ValueError, TypeError, KeyError) as exc:
             raise LtsError(
@@ -177,7 +181,7 @@ def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]
     )
     writer.writeheader()
     for r in records:
-        row: dict[str, Any] = {
+        row: JsonObject = {
             "archid": r.archid,
             **r.values,
             "parent": r.parent or "",
@@ -209,13 +213,13 @@ def _screened_csv(objectives: tuple[str, ...], screened: list[Candidate]) -> str
     return out.getvalue()
 
 
-def front_rows(search: Search, state: SearchState) -> list[dict[str, Any]]:
+def front_rows(search: Search, state: SearchState) -> list[JsonObject]:
     """The front sorted by non-embedding parameters, as data."""
     front = sorted(search.front(state), key=lambda r: r.values[registry.QUALITY])
     return [{"archid": r.archid, **r.arch, **r.values, "generation": r.generation} for r in front]
 
 
-def front_report(name: str) -> list[Any]:
+def front_report(name: str) -> list[Row]:
     """A run's Pareto members as gallery rows, with this machine's measurements (`gallery list --run`)."""
     from lts_cli.gallery import row
     from lts_cli.store import open_store
@@ -232,7 +236,32 @@ def front_report(name: str) -> list[Any]:
         return rows
 
 
-def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's summary.json (front, hypervolume per generation, timings) and where the run is."""
+
+    path: Path
+    document: JsonObject
+
+    def to_dict(self) -> JsonObject:
+        return {**self.document, "path": str(self.path)}
+
+    def view(self) -> list[Block]:
+        d = self.document
+        names = list(d["objectives"])
+        rows = [[r["archid"][:16], *(str(r[k]) for k in ARCH_FIELDS[:4]),
+                 *(registry.get(o).format(r.get(o)) for o in names)] for r in d["front"]]  # fmt: skip
+        headers = ["archid", "L", "d_model", "d_inner", "heads", *(registry.get(o).header() for o in names)]
+        hv, t = d["hypervolume"]["per_generation"], d["timings"]
+        return [
+            Table(headers, rows, f"Pareto front of {d['name']} ({len(rows)} members, {d['status']})"),
+            Lines([f"hypervolume per generation: {', '.join(f'{v:.4f}' for v in hv)}",
+                   f"{d['generations_done']}/{d['generations']} generations, {t['evaluated']} evaluated "
+                   f"({t['cached']} cached) in {t['search_wall_s']:.0f} s; outputs: {self.path}"]),
+        ]  # fmt: skip
+
+
+def summary(name: str, search: Search, state: SearchState) -> JsonObject:
     records = state.records
     timing = sum(r.timing_s for r in records if not r.cached)
     measured = [r for r in records if not r.cached]
@@ -279,16 +308,16 @@ def summary(name: str, search: Search, state: SearchState) -> dict[str, Any]:
     }
 
 
-def finished_summary(name: str) -> dict[str, Any]:
+def finished_summary(name: str) -> RunSummary:
     """A run's summary (`lts search show`), once it has finished a generation."""
     run = RunFolder.open(name)
     data = run.summary()
     if data is None:
         raise LtsError(f"run {name!r} has not finished a generation yet; `lts search --resume {name}` continues it")
-    return {**data, "path": str(run.path)}
+    return RunSummary(run.path, data)
 
 
-def _describe(name: str) -> dict[str, Any]:
+def _describe(name: str) -> JsonObject:
     o = registry.get(name)
     return {"maximize": o.maximize, "unit": o.unit, "kind": o.kind, "label": o.label, "definition": o.describe}
 
@@ -301,29 +330,72 @@ def list_runs() -> list[RunFolder]:
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
 
 
-def listing() -> list[dict[str, Any]]:
-    """`lts search list` as data: one row per run, newest first (a damaged run is listed as such)."""
-    rows: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class RunRow:
+    name: str
+    path: str
+    status: str  # finished | incomplete | damaged
+    problem: str | None = None  # a damaged run's
+    objectives: tuple[str, ...] = ()
+    generations_done: int = 0
+    generations: int = 0
+    evaluated: int = 0
+    pareto_size: int = 0
+    hypervolume: float | None = None
+
+    def to_dict(self) -> JsonObject:
+        if self.status == "damaged":
+            return {"name": self.name, "path": self.path, "status": self.status, "problem": self.problem}
+        return {k: v for k, v in asdict(self).items() if k != "problem"} | {"objectives": list(self.objectives)}
+
+    def cells(self) -> list[str]:
+        if self.status == "damaged":
+            return [self.name, "damaged", "-", "-", "-", "-", self.problem or ""]
+        hv = f"{self.hypervolume:.4f}" if self.hypervolume is not None else "-"
+        shorts = ",".join(registry.get(o).short for o in self.objectives)
+        return [self.name, self.status, f"{self.generations_done}/{self.generations}", str(self.evaluated),
+                str(self.pareto_size), hv, shorts]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Runs:
+    """`lts search list`: one row per run, newest first (a damaged run is listed as such)."""
+
+    rows: list[RunRow]
+
+    def to_dict(self) -> list[JsonObject]:
+        return [r.to_dict() for r in self.rows]
+
+    def view(self) -> list[Block]:
+        if not self.rows:
+            return [Note("no search runs yet; start one with `lts search`")]
+        headers = ["run", "status", "generations", "evaluated", "Pareto", "hypervolume", "objectives"]
+        return [Table(headers, [r.cells() for r in self.rows], left=2)]
+
+
+def listing() -> Runs:
+    """`lts search list` as data."""
+    rows = []
     for run in list_runs():
         try:
             state, summary, config = run.state(), run.summary() or {}, run.config()
         except LtsError as exc:
-            rows.append({"name": run.name, "path": str(run.path), "status": "damaged", "problem": str(exc)})
+            rows.append(RunRow(run.name, str(run.path), "damaged", str(exc)))
             continue
         rows.append(
-            {
-                "name": run.name,
-                "path": str(run.path),
-                "status": "finished" if state and state.finished else "incomplete",
-                "objectives": list(config.objectives),
-                "generations_done": summary.get("generations_done", 0),
-                "generations": config.generations,
-                "evaluated": len(state.records) if state else 0,
-                "pareto_size": len(summary.get("front", [])),
-                "hypervolume": (summary.get("hypervolume", {}).get("per_generation") or [None])[-1],
-            }
+            RunRow(
+                run.name,
+                str(run.path),
+                "finished" if state and state.finished else "incomplete",
+                objectives=tuple(config.objectives),
+                generations_done=summary.get("generations_done", 0),
+                generations=config.generations,
+                evaluated=len(state.records) if state else 0,
+                pareto_size=len(summary.get("front", [])),
+                hypervolume=(summary.get("hypervolume", {}).get("per_generation") or [None])[-1],
+            )
         )
-    return rows
+    return Runs(rows)
 
 
 def new_run_path(name: str) -> Path:

@@ -4,7 +4,6 @@ architecture and its outputs (runs.RunFolder) after every generation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,10 @@ from lts_cli import folders, workspace
 from lts_cli.config import load
 from lts_cli.errors import LtsError
 from lts_cli.measurer import Where
-from lts_cli.measuring import Progress
-from lts_cli.runs import RunFolder, new_name, new_run_path
+from lts_cli.runs import RunFolder, RunSummary, new_name, new_run_path, summary
 from lts_cli.search import Search, SearchConfig
-from lts_cli.search_state import SearchState
-
-OnEvent = Callable[[str, SearchState, dict[str, Any]], None]
+from lts_cli.search_state import GenerationLog, SearchState
+from lts_cli.views import Event, JsonObject, OnEvent
 
 
 @dataclass
@@ -35,7 +32,7 @@ def prepare(
     name: str | None = None,
     resume: str | None = None,
     config_file: Path | None = None,
-    changes: dict[str, Any] | None = None,
+    changes: JsonObject | None = None,
 ) -> SearchJob:
     """A new search from defaults < `config_file` < `changes` (config.updated's), or (`resume`) an
     interrupted run with its recorded config, which then takes no other settings."""
@@ -60,7 +57,7 @@ def prepare(
     return SearchJob(RunFolder(name, new_run_path(name)), config, None, new=True)
 
 
-def same_machines(name: str, before: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+def same_machines(name: str, before: JsonObject | None, now: JsonObject) -> JsonObject:
     """What a resumed run measures on: where it started (refused if that is other hardware, unless
     both name the same target label, whose machines the user declared alike)."""
     if before is None:  # a run from before lts recorded this
@@ -90,12 +87,10 @@ def same_machines(name: str, before: dict[str, Any] | None, now: dict[str, Any])
 def execute(
     job: SearchJob,
     on_event: OnEvent | None = None,
-    progress: Progress | None = None,
     use_cache: bool = True,
     plots: bool = True,
     where: Where | None = None,
-    on_note: Callable[[str], None] | None = None,
-) -> tuple[Search, SearchState]:
+) -> RunSummary:
     """Run (or continue) a search, saving its state after every architecture and its outputs after
     every generation. Measurements go through the workspace cache. A new run's folder appears
     with its first state; if the search fails before it has evaluated anything, the folder goes
@@ -108,9 +103,10 @@ def execute(
     run = job.run
     where = where or Where()
     config = job.config
+    told = _Told(on_event or (lambda e: None))
     with open_store() as store:
         measurer = Measurer(
-            config.measure, config.objectives, store, where, use_cache, f"search:{run.name}", progress, on_note
+            config.measure, config.objectives, store, where, use_cache, f"search:{run.name}", told.stage, told.note
         )
         machines = {"fingerprints": measurer.fingerprints, "target": where.target}
         if job.state is not None:
@@ -123,8 +119,7 @@ def execute(
             elif event == "generation_done":
                 run.save_state(current)
                 run.write_outputs(search, current, plots=plots)
-            if on_event:
-                on_event(event, current, data)
+            told(event, current, data)
 
         state = job.state
         if not job.new:
@@ -133,14 +128,68 @@ def execute(
                 state.machines = machines
                 run.save_state(state)
             with workspace.in_use(run.path):
-                return search, search.run(state, handle)
+                final = search.run(state, handle)
+            return RunSummary(run.path, summary(run.name, search, final))
         state = search.start()
         state.machines = machines
         RunFolder.create(run.name, job.config, state)
         try:
             with workspace.in_use(run.path):  # `lts search rm` and `cache prune` leave it alone meanwhile
-                return search, search.run(state, handle)
+                final = search.run(state, handle)
         except Exception:
             if not state.records:
                 folders.remove_folder(run.path)  # made by this call, holds nothing measured
             raise
+        return RunSummary(run.path, summary(run.name, search, final))
+
+
+class _Told:
+    """The search loop's events as views.Events: the generations' bar, the bar of this generation's
+    architectures (with the stage of the one being measured) and a line per generation."""
+
+    def __init__(self, on_event: OnEvent) -> None:
+        self.emit = on_event
+        self.current = ""
+
+    def __call__(self, event: str, state: SearchState, data: dict[str, Any]) -> None:
+        if event == "generation_start":
+            g = state.generation
+            self.emit(Event(event, done=g - 1, label=f"generation {g}", data=g))
+            done = sum(1 for r in state.records if r.generation == g)
+            self.emit(Event(event, level=1, restart=True, total=data["size"], done=done))
+        elif event == "arch_start":
+            c = data["candidate"]
+            self.current = f"{c.archid[:12]} L{c.arch['n_layer']} d{c.arch['d_model']}"
+            self.emit(Event(event, level=1, label=self.current, data=c))
+        elif event == "arch_done":
+            self.emit(Event(event, level=1, advance=True, data=data["record"]))
+        elif event == "arch_failed":
+            f = data["failed"]
+            line = f"{f.archid[:12]} failed and is left out of the search: {f.reason}"
+            self.emit(Event(event, line, level=1, advance=True, data=f))
+        elif event == "generation_done":
+            g = data["entry"]
+            self.emit(Event(event, describe(g), done=g.generation, data=g))
+        else:
+            self.emit(Event(event, data=state))
+
+    def stage(self, stage: str, done: int, total: int) -> None:
+        detail = f"{stage} {done + 1}/{total}" if total > 1 else stage
+        self.emit(Event("stage", level=1, label=f"{self.current} {detail}"))
+
+    def note(self, text: str) -> None:
+        self.emit(Event("note", text))
+
+
+def describe(g: GenerationLog) -> str:
+    """A generation in one line: what it evaluated, the front, hypervolume, and how it was screened."""
+    new = ", ".join(a[:12] for a in g.new_on_front[:4]) + (" ..." if len(g.new_on_front) > 4 else "")
+    line = (f"generation {g.generation}: evaluated {g.evaluated} ({g.cached} cached), Pareto {g.pareto_size}, "
+            f"hypervolume {g.hypervolume:.4f}, new on front: {new or 'none'}, {g.seconds:.1f} s")  # fmt: skip
+    s = g.screening
+    if not s:
+        return line
+    if "not_screened" in s:
+        return line + f"; not screened (too few measurements for a latency model): {s['measured']} of {s['proposed']}"
+    errors = ", ".join(f"{name} {e['median']:.1%} median, {e['p90']:.1%} p90" for name, e in s["error"].items())
+    return line + f"; screened: measured {s['measured']} of {s['proposed']} proposed; prediction error {errors or '-'}"

@@ -16,17 +16,16 @@ trains, process 0 alone writes the model folder.
 
 from __future__ import annotations
 
-import json
-import math
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lts_cli import folders, workspace
-from lts_cli.checkpoints import SIGNATURE_FILE, record_checkpoint, resume_point
+from lts_cli import folders, train_progress, workspace
+from lts_cli.checkpoints import SIGNATURE_FILE, resume_point
 from lts_cli.config import as_plain, at_least, positive
 from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, token_folder, tokenize
 from lts_cli.errors import ConfigError, LtsError, invalid
@@ -34,8 +33,9 @@ from lts_cli.gallery import Resolved
 from lts_cli.modeling import gpt2_config, model_id_for, save_tokenizer, write_card
 from lts_cli.sampling import generation_defaults
 from lts_cli.space import GPT2_EOS_ID, GPT2_VOCAB_SIZE, Arch
+from lts_cli.train_progress import perplexity
+from lts_cli.views import Block, Event, JsonObject, Lines, OnEvent
 
-OnEvent = Callable[[str, dict[str, Any]], None]
 METRICS_FILE = workspace.TRAINED_MARKER  # written last into a finished model folder
 
 
@@ -79,7 +79,22 @@ class TrainConfig:
 class TrainResult:
     model_id: str
     path: Path
-    metrics: dict[str, Any]
+    metrics: JsonObject  # as metrics.json holds them
+
+    def to_dict(self) -> JsonObject:
+        return {"model": self.model_id, "path": str(self.path), **self.metrics}
+
+    def view(self) -> list[Block]:
+        m = self.metrics
+        lines = []
+        if m["initial_val_perplexity"] is not None:
+            lines.append(f"  validation perplexity untrained  {m['initial_val_perplexity']:,.1f}")
+        lines.append(f"  validation loss {m['val_loss']:.4f}, perplexity {m['val_perplexity']:,.2f}")
+        lines.append(f"  test loss       {m['test_loss']:.4f}, perplexity {m['test_perplexity']:,.2f}")
+        if m["tokens_per_second"]:
+            lines.append(f"  {m['tokens_per_second']:,.0f} training tokens/s ({m['world_size']} process(es))")
+        lines.append(f'  saved to {self.path}; try `lts generate {shlex.quote(self.model_id)} "ROMEO:"`')
+        return [Lines(lines, f"{self.model_id} trained: {m['steps']} steps, {m['tokens_seen']:,} tokens")]
 
 
 def is_main_process() -> bool:
@@ -141,7 +156,11 @@ def _train(
     import transformers
 
     arch = target.arch
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or (lambda event: None)
+
+    def note(text: str) -> None:
+        emit(Event("note", text))
+
     rank, world = _rank()
     _check(arch, config)
     models = models_root or workspace.models_dir()
@@ -156,10 +175,14 @@ def _train(
     if work.exists() and not (work / SIGNATURE_FILE).is_file():
         raise LtsError(f"{work} is not an lts training folder (no {SIGNATURE_FILE}); nothing was touched; move it away")
     if restart and work.exists() and rank == 0:
-        folders.remove_folder(work, lambda text: emit("note", {"message": text}))
+        folders.remove_folder(work, note)
 
     tokens = tokenize(corpus)
-    emit("tokens", {"corpus": corpus.name, **{s: int(a.size) for s, a in tokens.items()}})
+    sizes = {split: int(a.size) for split, a in tokens.items()}
+    line = (
+        f"{corpus.name}: {sizes['train']:,} training, {sizes['validation']:,} validation, {sizes['test']:,} test tokens"
+    )
+    emit(Event("tokens", line, data=sizes))
     for split in ("train", "validation"):
         if block_count(tokens[split], config.seq_len) < 1:
             raise LtsError(
@@ -170,7 +193,9 @@ def _train(
     signature = {"arch": arch.to_config(), "train": as_plain(config), "corpus": corpus.key, "world_size": world}
     checkpoint, skipped = resume_point(work, signature, arch, rank)
     for folder, problem in skipped:
-        emit("checkpoint-skipped", {"checkpoint": folder.name, "problem": problem, "resume_from": checkpoint})
+        then = f"resuming from {checkpoint.name}" if checkpoint else "starting from step 0"
+        emit(Event("checkpoint-skipped", f"{folder.name} is incomplete ({problem}); {then}",
+                   data={"checkpoint": folder.name, "problem": problem, "resume_from": checkpoint}))  # fmt: skip
     if config.threads:
         torch.set_num_threads(config.threads)
     transformers.utils.logging.disable_progress_bar()
@@ -218,7 +243,7 @@ def _train(
         ddp_backend=None if cuda or world == 1 else "gloo",
     )
     tokens_per_step = config.batch_size * config.gradient_accumulation_steps * config.seq_len * world
-    progress = _progress(emit, tokens_per_step, work if rank == 0 else None)
+    progress = train_progress.callback(emit, tokens_per_step, work if rank == 0 else None)
     trainer = transformers.Trainer(
         model=model,
         args=args,
@@ -230,20 +255,20 @@ def _train(
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
-    emit("final-eval", {})
+    emit(Event("final-eval", label="final evaluation (validation and test)"))
     val = trainer.evaluate(validation, metric_key_prefix="val")["val_loss"]
     test = trainer.evaluate(test, metric_key_prefix="test")["test_loss"]
     initial = progress.initial_val_loss()
     trained_steps = config.max_steps - (progress.first_step or 0)
     metrics = {
         "initial_val_loss": initial,
-        "initial_val_perplexity": _ppl(initial),
+        "initial_val_perplexity": perplexity(initial) if initial is not None else None,
         "train_loss": progress.last_loss if progress.last_loss is not None else output.training_loss,
         "train_loss_mean": output.training_loss,
         "val_loss": val,
-        "val_perplexity": _ppl(val),
+        "val_perplexity": perplexity(val),
         "test_loss": test,
-        "test_perplexity": _ppl(test),
+        "test_perplexity": perplexity(test),
         "steps": config.max_steps,
         "tokens_seen": config.max_steps * tokens_per_step,
         "train_seconds_this_session": seconds,
@@ -255,9 +280,10 @@ def _train(
         "corpus_tokens": {s: int(a.size) for s, a in tokens.items()},
     }
     if rank == 0:
-        _publish(trainer.model, arch, config, metrics, final, work, lambda text: emit("note", {"message": text}))
-    emit("done", {"path": str(final), **metrics})
-    return TrainResult(model_id, final, metrics)
+        _publish(trainer.model, arch, config, metrics, final, work, note)
+    result = TrainResult(model_id, final, metrics)
+    emit(Event("done", data=result))
+    return result
 
 
 def _evaluated(tokens: Any, config: TrainConfig) -> Any:
@@ -277,15 +303,11 @@ def _check(arch: Arch, config: TrainConfig) -> None:
         raise LtsError(f"vocab_size {arch.vocab_size} is smaller than the GPT-2 tokenizer's {GPT2_VOCAB_SIZE}")
 
 
-def _ppl(loss: float | None) -> float | None:
-    return math.exp(min(loss, 50.0)) if loss is not None else None
-
-
 def _publish(
     model: Any,
     arch: Arch,
     config: TrainConfig,
-    metrics: dict[str, Any],
+    metrics: JsonObject,
     final: Path,
     work: Path,
     on_note: Callable[[str], None],
@@ -308,7 +330,7 @@ def _publish(
     folders.remove_folder(work, on_note)
 
 
-def _card(folder: Path, model_id: str, arch: Arch, config: TrainConfig, metrics: dict[str, Any]) -> None:
+def _card(folder: Path, model_id: str, arch: Arch, config: TrainConfig, metrics: JsonObject) -> None:
     def ppl(key: str) -> str:
         return f"{metrics[key]:,.2f}" if metrics.get(key) is not None else "-"
 
@@ -331,72 +353,3 @@ print(generate("ROMEO:")[0]["generated_text"])
 With lts: `lts generate {model_id} "ROMEO:"`, and `lts export {model_id} --quantize int8` for ONNX Runtime."""
     about = f"A GPT-2 decoder trained by `lts train` (Lightweight Transformer Search), model id `{model_id}`."
     write_card(folder, model_id, arch, about, facts, use)
-
-
-class _Progress:
-    """Trainer events -> lts events (step, loss, tokens/s, evaluations); remembers the untrained loss.
-    A TrainerCallback once made by `_progress`."""
-
-    def __init__(self, emit: OnEvent, tokens_per_step: int, work: Path | None) -> None:
-        self.emit = emit
-        self.tokens_per_step = tokens_per_step
-        self.work = work
-        self.first_step: int | None = None
-        self.last_loss: float | None = None
-        self.started = time.perf_counter()
-        self.step_started = 0.0
-        self.step_seconds = 0.0  # optimizer steps only, evaluations and checkpoints excluded
-        self.steps = 0
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.first_step = state.global_step
-        self.started = time.perf_counter()
-        self.emit("start", {"step": state.global_step, "max_steps": state.max_steps})
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.step_started = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.step_seconds += time.perf_counter() - self.step_started
-        self.steps += 1
-        rate = self.train_tokens_per_s() or 0.0
-        self.emit(
-            "step",
-            {"step": state.global_step, "max_steps": state.max_steps, "loss": self.last_loss, "tokens_per_s": rate},
-        )
-
-    def train_tokens_per_s(self) -> float | None:
-        return self.steps * self.tokens_per_step / self.step_seconds if self.step_seconds > 0 else None
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
-        if logs and "loss" in logs:
-            self.last_loss = float(logs["loss"])
-
-    def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any
-    ) -> None:
-        loss = (metrics or {}).get("eval_loss")
-        if loss is None:
-            return
-        if state.global_step == 0 and self.work is not None:
-            workspace.atomic_write_json(self.work / "initial.json", {"val_loss": loss})
-        self.emit("eval", {"step": state.global_step, "val_loss": loss, "val_perplexity": _ppl(loss)})
-
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if args.should_save:  # the process that wrote the checkpoint (process 0 under DDP)
-            record_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
-        self.emit("saved", {"step": state.global_step})
-
-    def initial_val_loss(self) -> float | None:
-        path = self.work / "initial.json" if self.work else None
-        return json.loads(path.read_text())["val_loss"] if path and path.is_file() else None
-
-
-def _progress(emit: OnEvent, tokens_per_step: int, work: Path | None) -> Any:
-    """A `_Progress` that is also a transformers TrainerCallback (transformers loads only to train)."""
-    from transformers import TrainerCallback
-
-    class Callback(_Progress, TrainerCallback):
-        pass
-
-    return Callback(emit, tokens_per_step, work)

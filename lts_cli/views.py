@@ -66,6 +66,7 @@ class Event:
     total: int | None = None
     label: str | None = None  # what the bar is doing now
     advance: bool = False  # one more done
+    restart: bool = False  # the bar starts again (its clock too): the next generation's architectures
     data: Any = None  # the job's own value (a step number, a record), for programs
 
 

@@ -18,6 +18,7 @@ from lts_cli import measurer
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 from lts_cli.store import SCHEMA_VERSION, Store
+from lts_cli.views import Event
 from tests.conftest import TINY, TINY_ARCH, TINY_FAST, TINY_SEARCH, assert_user_error, install, measurement
 from tests.conftest import fake_measure as make
 
@@ -135,16 +136,16 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     assert checkpoint_problem(work / "checkpoint-5") is None
     assert "interrupted while saving" in (checkpoint_problem(work / "checkpoint-10") or "")
 
-    events: list[tuple[str, dict]] = []
-    resumed = training.train(target, config, corpus, name="killed", on_event=lambda k, d: events.append((k, d)))
-    skipped = [d for k, d in events if k == "checkpoint-skipped"]
+    events: list[Event] = []
+    resumed = training.train(target, config, corpus, name="killed", on_event=events.append)
+    skipped = [e.data for e in events if e.kind == "checkpoint-skipped"]
     assert [(d["checkpoint"], d["resume_from"].name) for d in skipped] == [("checkpoint-10", "checkpoint-5")]
     assert resumed.metrics["resumed_from_step"] == 5
     assert resumed.metrics["val_loss"] == pytest.approx(straight.metrics["val_loss"], abs=1e-4)
 
     # Issue 18: a checkpoint of the right size whose weights are random bytes is skipped the same way.
-    def stop_at_eleven(kind: str, data: dict) -> None:
-        if kind == "step" and data["step"] == 11:
+    def stop_at_eleven(event: Event) -> None:
+        if event.kind == "step" and event.data == 11:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -152,8 +153,8 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     weights = lts_home / "models" / ".corrupt.training" / "checkpoint-10" / "model.safetensors"
     weights.write_bytes(os.urandom(weights.stat().st_size))
     events.clear()
-    again = training.train(target, config, corpus, name="corrupt", on_event=lambda k, d: events.append((k, d)))
-    skipped = [d for k, d in events if k == "checkpoint-skipped"]
+    again = training.train(target, config, corpus, name="corrupt", on_event=events.append)
+    skipped = [e.data for e in events if e.kind == "checkpoint-skipped"]
     assert [(d["checkpoint"], d["resume_from"].name) for d in skipped] == [("checkpoint-10", "checkpoint-5")]
     assert "model.safetensors does not read" in skipped[0]["problem"]
     assert again.metrics["val_loss"] == pytest.approx(straight.metrics["val_loss"], abs=1e-4)

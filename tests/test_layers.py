@@ -20,7 +20,8 @@ LAYERS = {
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
         "references", "sampling", "plots"},
-    3: {"measurer", "profiling", "exporting", "checkpoints", "training", "generation", "predictor", "distributed"},
+    3: {"measurer", "profiling", "exporting", "checkpoints", "train_progress", "training", "generation", "predictor",
+        "distributed"},
     4: {"runs", "searching", "inventory", "tidying", "proxy"},
     5: {"cli", "__main__", "__init__"},
 }  # fmt: skip

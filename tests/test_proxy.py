@@ -13,6 +13,7 @@ from lts_cli import proxy, rankstats
 from lts_cli.errors import ConfigError
 from lts_cli.search import SearchConfig
 from lts_cli.space import SearchSpace
+from lts_cli.views import Event
 from tests.conftest import assert_user_error
 
 # ---- statistics by hand -------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def test_a_tiny_proxy_run_caches_and_resumes(
     real = training.train
     interrupt = {"at": 3}  # Ctrl-C in the middle of the third training
 
-    def stop(kind: str, data: dict) -> None:
-        if kind == "step" and data["step"] == 2:
+    def stop(event: Event) -> None:
+        if event.kind == "step" and event.data == 2:
             raise KeyboardInterrupt
 
     def counting(target, config, corpus, **kwargs):  # type: ignore[no-untyped-def]

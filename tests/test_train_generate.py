@@ -15,6 +15,7 @@ from lts_cli.corpus import embedded_corpus
 from lts_cli.errors import LtsError
 from lts_cli.references import architecture as resolve
 from lts_cli.training import TrainConfig
+from lts_cli.views import Event
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
 pytestmark = pytest.mark.slow  # trains or exports models
@@ -68,8 +69,8 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path, shar
     corpus = embedded_corpus()
     straight = training.train(target, config, corpus, name="straight")
 
-    def stop_at_7(kind: str, data: dict) -> None:
-        if kind == "step" and data["step"] == 7:
+    def stop_at_7(event: Event) -> None:
+        if event.kind == "step" and event.data == 7:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -85,7 +86,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path, shar
         training.train(target, config, corpus, name="resumed")
     other = TrainConfig(**{**config.__dict__, "max_steps": 6})
     with pytest.raises(KeyboardInterrupt):
-        training.train(target, other, corpus, name="changed", on_event=lambda k, d: _raise_at(k, d, 6))
+        training.train(target, other, corpus, name="changed", on_event=lambda e: _raise_at(e, 6))
     with pytest.raises(LtsError, match=r"used other settings \(train\.lr\)"):
         training.train(target, TrainConfig(**{**other.__dict__, "lr": 1e-3}), corpus, name="changed")
     restarted = training.train(
@@ -94,8 +95,8 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path, shar
     assert restarted.metrics["resumed_from_step"] is None
 
 
-def _raise_at(kind: str, data: dict, step: int) -> None:
-    if kind == "step" and data["step"] == step:
+def _raise_at(event: Event, step: int) -> None:
+    if event.kind == "step" and event.data == step:
         raise KeyboardInterrupt
 
 

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from lts_cli.views import Block, Lines, Note, Pairs, Shown
+from lts_cli.views import Block, Event, Lines, Note, Pairs, Shown
 from lts_cli.views import Table as TableBlock
 
 T = TypeVar("T")
@@ -292,6 +292,31 @@ def bar_progress() -> Progress:
         transient=True,
         disable=not err.is_terminal,  # a bar redrawn into a log file or pipe is noise
     )
+
+
+class Watch:
+    """A long job's events on stderr while it runs: its bar (level 0), the bar within it (level 1),
+    and the lines it logs; remembers the last event of each kind (what was saved when Ctrl-C came)."""
+
+    def __init__(self, *bars: str) -> None:
+        self.live = bar_progress()
+        self.bars = [self.live.add_task(label, total=None) for label in bars]
+        self.last: dict[str, Event] = {}
+
+    def __call__(self, event: Event) -> None:
+        self.last[event.kind] = event
+        if event.level < len(self.bars):
+            bar = self.bars[event.level]
+            if event.restart:
+                self.live.reset(bar, total=event.total, completed=event.done or 0)
+            elif event.done is not None or event.total is not None:
+                self.live.update(bar, total=event.total, completed=event.done)
+            if event.label is not None:
+                self.live.update(bar, description=event.label)
+            if event.advance:
+                self.live.advance(bar)
+        if event.line is not None:
+            self.live.console.print(event.line, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager
