@@ -33,8 +33,7 @@ RESULTS = Path(__file__).parent / "results"
 def measure_sample(home: Path, count: int) -> list[tuple[Any, float]]:
     """Measure `count` random architectures with the search's default settings (cached in `home`)."""
     os.environ["LTS_HOME"] = str(home)
-    from lts_cli.evaluation import Evaluator
-
+    from lts_cli.measurer import Measurer
     from lts_cli.search import SearchConfig
     from lts_cli.store import open_store
 
@@ -47,14 +46,21 @@ def measure_sample(home: Path, count: int) -> list[tuple[Any, float]]:
             archs[arch.archid] = arch
     rows = []
     with open_store() as store:
-        evaluator = Evaluator(config.measure, store)
+        measurer = Measurer(config.measure, ("onnx_latency",), store, source="bench")
         for i, arch in enumerate(archs.values(), 1):
-            m = evaluator.evaluate(arch)
+            m = measurer.evaluate(arch).prefill
+            assert m is not None
             rows.append((arch, m.latency_s))
             print(
                 f"  {i:>3}/{count} {arch.short():<22} {m.latency_s:.4f} s{' (cached)' if m.cached else ''}", flush=True
             )
     return rows
+
+
+def summary(acc: Any, train: int) -> dict[str, Any]:
+    """A predictor.Accuracy as the numbers this benchmark records."""
+    return {"train": train, "test": acc.n, "spearman": acc.spearman, "median_abs_error": acc.errors.median,
+            "p90_abs_error": acc.errors.p90}  # fmt: skip
 
 
 def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
@@ -63,7 +69,7 @@ def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
 
     settings = SearchConfig().measure.key("prefill")
     half = len(rows) // 2
-    main = held_out(rows, "prefill", settings, train=half, seed=0)
+    main = summary(held_out(rows, "prefill", settings, train=half, seed=0), half)
     print(
         f"\n1. fitted on {half}, tested on {main['test']}: Spearman {main['spearman']:.4f}, median abs error "
         f"{main['median_abs_error']:.1%}, 90th percentile {main['p90_abs_error']:.1%}"
@@ -73,16 +79,16 @@ def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
         if train > half:
             continue
         try:
-            r = held_out(rows[:half] + rows[half:], "prefill", settings, train=train, seed=0)
+            r = summary(held_out(rows, "prefill", settings, train=train, seed=0), train)
         except Exception as exc:  # fewer than the model needs
             print(f"   fitted on {train:>2}: {exc}")
             continue
-        curve.append({k: r[k] for k in ("train", "test", "spearman", "median_abs_error", "p90_abs_error")})
+        curve.append(r)
         print(
             f"   fitted on {train:>2}: Spearman {r['spearman']:.4f}, median {r['median_abs_error']:.1%}, "
             f"p90 {r['p90_abs_error']:.1%} (tested on {r['test']})"
         )
-    splits = [held_out(rows, "prefill", settings, train=half, seed=s) for s in range(1, 6)]
+    splits = [summary(held_out(rows, "prefill", settings, train=half, seed=s), half) for s in range(1, 6)]
     print(
         "   five other random halves: median "
         + ", ".join(f"{r['median_abs_error']:.1%}" for r in splits)
@@ -94,9 +100,7 @@ def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
         "   coefficients (all measurements): "
         + ", ".join(f"{k} {v:.3g}" for k, v in model.to_dict()["coefficients"].items())
     )
-    return {"held_out": {k: v for k, v in main.items() if k not in ("predicted", "measured")}, "curve": curve,
-            "splits": [{k: r[k] for k in ("spearman", "median_abs_error", "p90_abs_error")} for r in splits],
-            "model": model.to_dict()}  # fmt: skip
+    return {"held_out": main, "curve": curve, "splits": splits, "model": model.to_dict()}
 
 
 def searches(generations: int, seeds: list[int]) -> dict[str, Any]:

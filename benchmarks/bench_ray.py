@@ -68,13 +68,13 @@ def sample(archs: int) -> list[Any]:
 
 
 def local(chosen: list[Any]) -> dict[str, Any]:
-    from lts_cli.evaluation import Evaluator
-
+    from lts_cli.machine import fingerprint
+    from lts_cli.measuring import measure
     from lts_cli.search import SearchConfig
 
-    evaluator = Evaluator(SearchConfig().measure)
+    settings, here = SearchConfig().measure, fingerprint()
     start = time.perf_counter()
-    latencies = {a.archid: evaluator.measure(a).latency_s for a in chosen}
+    latencies = {a.archid: measure(a, settings, "prefill", here).latency_s for a in chosen}
     wall = time.perf_counter() - start
     print(f"  local: {len(chosen)} architectures in {wall:.1f} s", flush=True)
     return {"wall_s": wall, "latency_s": latencies}
@@ -83,7 +83,8 @@ def local(chosen: list[Any]) -> dict[str, Any]:
 def slots(count: int, chosen: list[Any]) -> dict[str, Any]:
     import ray
 
-    from lts_cli.distributed import BENCH, RayExecutor
+    from lts_cli.distributed import BENCH
+    from lts_cli.measurer import Failed, Measurer, Where
     from lts_cli.search import SearchConfig
     from lts_cli.store import open_store
 
@@ -92,12 +93,14 @@ def slots(count: int, chosen: list[Any]) -> dict[str, Any]:
              logging_level="ERROR", log_to_driver=False)  # fmt: skip
     try:
         with open_store() as store:
-            executor = RayExecutor(config.measure, ("onnx_latency",), store, "bench", use_cache=False)
+            executor = Measurer(config.measure, ("onnx_latency",), store, Where("ray"), False, "bench")
             warm = [chosen[0]] * count  # start the worker(s) and import there: not part of the timing
             list(executor.map(warm, lambda i: None))
             start = time.perf_counter()
             latencies = {}
             for i, measured in executor.map(chosen, lambda i: None):
+                if isinstance(measured, Failed):
+                    raise RuntimeError(f"{chosen[i].short()} failed on Ray: {measured.reason}")
                 latencies[chosen[i].archid] = measured.values["onnx_latency"]
             wall = time.perf_counter() - start
     finally:

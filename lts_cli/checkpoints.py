@@ -15,18 +15,18 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any
 
 from lts_cli import weights, workspace
 from lts_cli.errors import ConfigError, LtsError
 from lts_cli.space import Arch
+from lts_cli.views import JsonObject
 
 CHECKPOINT_RECORD = "lts-checkpoint.json"
 SIGNATURE_FILE = workspace.TRAINING_MARKER  # the settings of an unfinished training, in its work folder
 
 
 def resume_point(
-    work: Path, signature: dict[str, Any], arch: Arch, rank: int
+    work: Path, signature: JsonObject, arch: Arch, rank: int
 ) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest good checkpoint of an interrupted run of the same command (None: a fresh start),
     and the newer ones that are not, with what is wrong with them. Process 0 removes those: the

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lts_cli.errors import ConfigError, LtsError, invalid
+from lts_cli.views import JsonObject
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ def _has_content(text: str, suffix: str) -> bool:
     return any(line and not line.startswith("#") and line not in ("---", "...") for line in lines)
 
 
-def load_mapping(path: Path) -> dict[str, Any]:
+def load_mapping(path: Path) -> JsonObject:
     data = load_file(path)
     if not isinstance(data, dict):
         raise LtsError(f"{path}: expected a mapping of keys to values at the top level, got {type(data).__name__}")
@@ -72,7 +73,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     if not isinstance(data, Mapping):
         raise LtsError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
-    values: dict[str, Any] = {}
+    values: JsonObject = {}
     for key, value in data.items():
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -96,7 +97,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str) -> T:
     return cls(**values)  # a ConfigError names its fields relative to `cls`; the caller says where
 
 
-def from_file(cls: type[T], path: Path, defaults: dict[str, Any] | None = None) -> T:
+def from_file(cls: type[T], path: Path, defaults: JsonObject | None = None) -> T:
     """A config object from a YAML/JSON file (over `defaults` of top-level keys, if given); every
     error names the file and the key."""
     try:

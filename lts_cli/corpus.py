@@ -278,7 +278,7 @@ def blocks_dataset(tokens: np.ndarray, seq_len: int) -> Any:
         def __len__(self) -> int:
             return block_count(tokens, seq_len)
 
-        def __getitem__(self, index: int) -> dict[str, Any]:
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
             ids = torch.from_numpy(tokens[index * seq_len : (index + 1) * seq_len].astype(np.int64))
             return {"input_ids": ids, "labels": ids.clone()}
 

@@ -29,15 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from lts_cli.errors import ConfigError, LtsError, first_line
+from lts_cli.machine import Fingerprint
 from lts_cli.search import Failed
 from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
+from lts_cli.views import JsonObject
 
 BENCH = "lts_bench"
 TARGET = "lts_target_"
 PROBE_TIMEOUT_S = 120.0
 INSTALL = "pip install 'lts-cli[ray]'"
-Task = Callable[[dict[str, int], MeasureSettings, list[Kind], dict[str, str]], dict[str, Any]]
+Task = Callable[[dict[str, int], MeasureSettings, list[Kind], dict[str, str]], JsonObject]
 
 
 class VersionMismatch(LtsError):
@@ -63,16 +65,14 @@ def check_versions(theirs: dict[str, str], ours: dict[str, str], host: str) -> N
         )
 
 
-def probe() -> dict[str, Any]:
+def probe() -> Fingerprint:
     """On a measuring node: its host, versions and fingerprint."""
     from lts_cli.machine import fingerprint
 
     return {"host": socket.gethostname(), "versions": versions(), "fingerprint": fingerprint()}
 
 
-def measure(
-    arch: dict[str, int], settings: MeasureSettings, kinds: list[Kind], expected: dict[str, str]
-) -> dict[str, Any]:
+def measure(arch: dict[str, int], settings: MeasureSettings, kinds: list[Kind], expected: dict[str, str]) -> JsonObject:
     """On a measuring node: one architecture's measurements of `kinds` (the local code, no cache)."""
     from lts_cli import measuring
     from lts_cli.machine import fingerprint
@@ -108,9 +108,9 @@ def connect(address: str | None) -> str:
         _answers(address)
     if ray.is_initialized():
         return "the Ray instance this process is connected to"
-    quiet: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": False}
+    quiet: JsonObject = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": False}
     if not address:
-        local: dict[str, Any] = {"num_cpus": os.cpu_count(), "resources": {BENCH: 1}, "include_dashboard": False}
+        local: JsonObject = {"num_cpus": os.cpu_count(), "resources": {BENCH: 1}, "include_dashboard": False}
         _within(START_TIMEOUT_S, "starting a local Ray instance", lambda: ray.init(address="local", **local, **quiet))
         return "a local Ray instance with one lts_bench slot (--ray-address or RAY_ADDRESS joins a cluster)"
     start = f"`ray start --head --resources '{{\"{BENCH}\": 1}}'`"
@@ -189,7 +189,7 @@ def _ray_output_to_stderr() -> None:
         sys.stdout = _RayToStderr(sys.stdout)
 
 
-def _short(fp: dict[str, Any]) -> str:
+def _short(fp: Fingerprint) -> str:
     return f"{fp.get('cpu', '?')}, {fp.get('cores', '?')} cores, onnxruntime {fp.get('onnxruntime', '?')}"
 
 
@@ -212,7 +212,7 @@ class RayCluster:
         target: str | None = None,
         on_note: Callable[[str], None] | None = None,
         task: Task = measure,
-        runtime_env: dict[str, Any] | None = None,
+        runtime_env: JsonObject | None = None,
     ) -> None:
         """`task`: what runs on a node for one architecture; `runtime_env`: Ray's runtime environment
         for it (environment variables, working directory, packages)."""
@@ -224,7 +224,7 @@ class RayCluster:
         how = connect(address)
         self.nodes = self._probe()
         self.slots = sum(int(n["slots"]) for n in self.nodes)
-        self.fingerprints: list[dict[str, Any]] = []
+        self.fingerprints: list[Fingerprint] = []
         for n in self.nodes:
             if n["fingerprint"] not in self.fingerprints:
                 self.fingerprints.append(n["fingerprint"])
@@ -239,7 +239,7 @@ class RayCluster:
             hosts = ", ".join(sorted({n["host"] for n in self.nodes}))
             on_note(f"measuring on {how}: {self.slots} slot(s) on {len(self.nodes)} node(s) ({hosts})")
 
-    def _probe(self) -> list[dict[str, Any]]:
+    def _probe(self) -> list[Fingerprint]:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -319,7 +319,7 @@ class RayCluster:
             for ref in in_flight:  # an interrupt: what is in flight is abandoned, and measured again on resume
                 ray.cancel(ref, force=True)
 
-    def _received(self, result: dict[str, Any]) -> Remote:
+    def _received(self, result: JsonObject) -> Remote:
         fp = result["fingerprint"]
         if fp not in self.fingerprints:
             raise LtsError(

@@ -31,6 +31,7 @@ from lts_cli.modeling import LoadedModel, arch_from_gpt2_config, load, save_toke
 from lts_cli.runtime import EXPORT_FILE, INFO_FILE, empty_past, feeds, next_past, session
 from lts_cli.sampling import generation_defaults
 from lts_cli.space import GPT2_EOS_ID, Arch
+from lts_cli.views import Block, JsonObject, Lines, Note
 
 FP32_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime (fp32)
 INT8_PPL_TOLERANCE = 0.10  # int8 perplexity may exceed the PyTorch fp32 model's by 10% (relative)
@@ -43,7 +44,28 @@ OnEvent = Callable[[str], None]
 @dataclass
 class ExportResult:
     path: Path
-    info: dict[str, Any]
+    info: JsonObject  # export.json
+
+    def to_dict(self) -> JsonObject:
+        return {"path": str(self.path), **self.info}
+
+    def view(self) -> list[Block]:
+        info, v = self.info, self.info["validation"]
+        diffs = ", ".join(f"{k.split('_')[0]} {v[k]:.1e}" for k in ("prefill_max_abs_diff", "decode_max_abs_diff")
+                          if k in v)  # fmt: skip
+        lines = [
+            f"  {info['graph']}, {info['dtype']}, {info['file_bytes'] / 2**20:.2f} MiB, opset {info['opset']}",
+            f"  validated against PyTorch: max |logit diff| {diffs} (largest logit {v['max_abs_logit']:.2f})",
+        ]
+        if "int8_perplexity" in v:
+            change = f"{v['perplexity_increase']:+.1%}; tolerance {v['tolerance']}"
+            lines.append(f"  perplexity on held-out Shakespeare: fp32 {v['fp32_perplexity']:.2f}, int8 "
+                         f"{v['int8_perplexity']:.2f} ({change})")  # fmt: skip
+        if info["optimized"]:
+            fused = ", ".join(f"{op} x{n}" for op, n in info["optimized"]["fused_operators"].items()) or "none"
+            lines.append(f"  ONNX Runtime fusions: {fused}")
+        untrained = Note("exported RANDOM weights (untrained architecture): for latency work only", always=True)
+        return [*([untrained] if info["untrained"] else []), Lines(lines, str(self.path))]
 
 
 def default_output(loaded: LoadedModel, past: bool, quantize: str | None, optimize: bool) -> Path:
@@ -135,7 +157,7 @@ def _generation_config(loaded: LoadedModel, arch: Arch) -> Any:
     return generation_defaults(eos, arch.n_positions)
 
 
-def _card(folder: Path, loaded: LoadedModel, arch: Arch, info: dict[str, Any]) -> None:
+def _card(folder: Path, loaded: LoadedModel, arch: Arch, info: JsonObject) -> None:
     v = info["validation"]
     diffs = ", ".join(
         f"{k.split('_')[0]} {v[k]:.1e}" for k in ("prefill_max_abs_diff", "decode_max_abs_diff") if k in v
@@ -178,7 +200,7 @@ def _check_supported(config: Any, label: str) -> None:
         raise LtsError(f"{label} uses GPT-2 options lts cannot export yet: {', '.join(unsupported)}")
 
 
-def _optimize(path: Path) -> dict[str, Any]:
+def _optimize(path: Path) -> JsonObject:
     """ONNX Runtime's graph optimizations (level EXTENDED, portable across CPUs), saved into the file.
 
     Reports the fused operators that appeared (e.g. SkipLayerNormalization, BiasGelu, FusedMatMul,
@@ -208,7 +230,7 @@ def _optimize(path: Path) -> dict[str, Any]:
 # ---- validation ---------------------------------------------------------------------------------
 
 
-def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize: str | None) -> dict[str, Any]:
+def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize: str | None) -> JsonObject:
     """PyTorch vs ONNX Runtime on the same inputs: a prefill, then (with the cache) a decode step."""
     import torch
 
@@ -220,7 +242,7 @@ def validate(folder: Path, loaded: LoadedModel, arch: Arch, past: bool, quantize
     out = sess.run(None, feeds(sess, ids, cache_in, 0))
     with torch.inference_mode():
         ref = model(input_ids=torch.from_numpy(ids), use_cache=past)
-    result: dict[str, Any] = {"prefill_max_abs_diff": float(np.abs(out[0] - ref.logits.numpy()).max())}
+    result: JsonObject = {"prefill_max_abs_diff": float(np.abs(out[0] - ref.logits.numpy()).max())}
     if past:
         step = rng.integers(0, min(arch.vocab_size, len(loaded.tokenizer)), size=(2, 1))
         out2 = sess.run(None, feeds(sess, step, next_past(sess, out), ids.shape[1]))

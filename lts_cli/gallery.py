@@ -140,7 +140,7 @@ class Row:
     def to_dict(self, all_measurements: bool = False) -> JsonObject:
         a = self.arch
         lts: JsonObject = {
-            "non_embedding_params": a.non_embedding_params,
+            registry.QUALITY: a.non_embedding_params,
             "non_embedding_params_m": round(a.non_embedding_params / 1e6, 2),
             "unique_params": a.unique_params,
             "memory_mib_analytic": a.memory_estimate_mib,

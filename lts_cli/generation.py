@@ -16,6 +16,7 @@ from lts_cli import workspace
 from lts_cli.errors import LtsError
 from lts_cli.modeling import LoadedModel
 from lts_cli.sampling import GenerateConfig
+from lts_cli.views import Block, JsonObject, Lines, Note
 
 OnText = Callable[[str], None]
 
@@ -111,7 +112,17 @@ class Generated:
     def tokens_per_s(self) -> float | None:
         return self.new_tokens / self.seconds if self.seconds > 0 else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def view(self) -> list[Block]:
+        """Several samples one after another; a single one was streamed as it came (`run`'s on_text):
+        then only how fast it was."""
+        speed = (
+            f"{self.new_tokens} tokens in {self.seconds:.2f} s ({self.tokens_per_s or 0:.1f} tokens/s), {self.model}"
+        )
+        if len(self.texts) == 1:
+            return [Note(speed)]
+        return [Lines([f"--- sample {i}\n{self.prompt}{text}" for i, text in enumerate(self.texts, 1)]), Note(speed)]
+
+    def to_dict(self) -> JsonObject:
         c = self.config
         sampled = not c.greedy
         out = {**{k: v for k, v in asdict(self).items() if k != "config"}, "tokens_per_s": self.tokens_per_s}

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from lts_cli import objectives as registry
 from lts_cli.errors import UsageError
+from lts_cli.machine import Fingerprint
 from lts_cli.measuring import Progress, cache_key, measure
 from lts_cli.search import Failed, Measured
 from lts_cli.settings import Kind, Measurement, MeasureSettings
@@ -125,13 +126,13 @@ class Measurer:
                 from lts_cli.distributed import RayCluster
 
                 self.cluster = RayCluster(self.where.address, self.where.target, on_note)
-            self.fingerprints: list[dict[str, Any]] = self.cluster.fingerprints
+            self.fingerprints: list[Fingerprint] = self.cluster.fingerprints
         else:
             self.fingerprints = [machine.fingerprint()]
 
     # ---- the cache -------------------------------------------------------------------------------
 
-    def cached(self, arch: Arch, kind: Kind, fingerprint: dict[str, Any]) -> Measurement | None:
+    def cached(self, arch: Arch, kind: Kind, fingerprint: Fingerprint) -> Measurement | None:
         """The cached measurement, or None (a damaged row is said once and measured again)."""
         if not self.use_cache:
             return None

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from lts_cli.errors import ConfigError, LtsError
+from lts_cli.machine import Fingerprint
 from lts_cli.settings import Kind, Measurement, MeasureSettings
 from lts_cli.space import Arch
+from lts_cli.views import JsonObject
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -161,12 +162,12 @@ def _process_peak_mib(method: str) -> float:
 MIB = 2**20
 
 
-def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: dict[str, Any], kind: Kind = "prefill") -> str:
+def cache_key(arch: Arch, settings: MeasureSettings, fingerprint: Fingerprint, kind: Kind = "prefill") -> str:
     """What a measurement is cached under: the architecture, the settings it depends on, the machine
     and the graph version (an architecture measured again with any of them changed is measured again)."""
     from lts_cli.gpt2_onnx import GRAPH_VERSION
 
-    payload: dict[str, Any] = {
+    payload: JsonObject = {
         "archid": arch.archid,
         "settings": settings.key(kind),
         "fingerprint": fingerprint,
@@ -212,7 +213,7 @@ def measure(
     arch: Arch,
     settings: MeasureSettings,
     kind: Kind,
-    fingerprint: dict[str, Any],
+    fingerprint: Fingerprint,
     progress: Progress | None = None,
 ) -> Measurement:
     """Build the graph once (random weights), then time it and size it; nothing is cached here."""

@@ -16,6 +16,7 @@ from lts_cli.errors import LtsError, NotFound, first_line
 from lts_cli.gallery import Resolved
 from lts_cli.space import GPT2_EOS_ID, Arch
 from lts_cli.tokenizer import TOKENIZER_FILES
+from lts_cli.views import JsonObject
 
 
 def gpt2_config(arch: Arch, **overrides: Any) -> Any:
@@ -166,7 +167,7 @@ def _from_folder(folder: Path, label: str, source: str, tokenizer_dir: Path | No
     return LoadedModel(model.eval(), tok, label, source, folder, tokenizer_how=how)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config(path: Path) -> JsonObject:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

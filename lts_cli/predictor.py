@@ -23,10 +23,12 @@ import numpy as np
 
 from lts_cli import objectives as registry
 from lts_cli.errors import TooFewMeasurements
+from lts_cli.machine import Fingerprint
 from lts_cli.measurer import Measurer, exact_values
 from lts_cli.rankstats import Errors, errors, spearman
-from lts_cli.settings import Kind, Measurement, MeasureSettings
+from lts_cli.settings import Kind, Measurement, MeasureSettings, SettingsKey
 from lts_cli.space import Arch
+from lts_cli.views import Block, JsonObject, Lines, Note, Table
 
 MIN_MEASUREMENTS = 8  # fewer cannot pin down the main costs
 FOLDS = 5
@@ -48,12 +50,12 @@ DECODE_FEATURES = (
 )  # fmt: skip
 
 
-def model_key(settings: dict[str, Any]) -> dict[str, Any]:
+def model_key(settings: SettingsKey) -> SettingsKey:
     """The settings a latency depends on (measurements that differ only in timing protocol pool)."""
     return {k: v for k, v in settings.items() if k not in TIMING_ONLY}
 
 
-def features(arch: Arch, kind: str, settings: dict[str, Any]) -> np.ndarray:
+def features(arch: Arch, kind: str, settings: SettingsKey) -> np.ndarray:
     """The counts the latency of `arch` is linear in, for a prefill or a decode measurement."""
     L, d, di, H, V = arch.n_layer, arch.d_model, arch.d_inner, arch.n_head, arch.vocab_size
     B = settings.get("batch_size", 1)
@@ -126,7 +128,7 @@ class LatencyModel:
     """A fitted model for one kind of measurement, machine and settings."""
 
     kind: str
-    settings: dict[str, Any]
+    settings: SettingsKey
     coef: list[float]
     n: int  # measurements it was fitted on
     expected: Errors  # out-of-fold absolute relative error
@@ -144,7 +146,7 @@ class LatencyModel:
         """What a screened search logs of the model it screened with."""
         return {"n": self.n, "cv_median": self.expected.median, "cv_p90": self.expected.p90, "margin": self.margin}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "kind": self.kind,
             "settings": self.settings,
@@ -154,7 +156,7 @@ class LatencyModel:
         }
 
 
-def fit(rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any], seed: int = 0) -> LatencyModel:
+def fit(rows: Sequence[tuple[Arch, float]], kind: str, settings: SettingsKey, seed: int = 0) -> LatencyModel:
     """Fit on (architecture, measured latency) pairs; the expected error from k-fold predictions."""
     if len(rows) < MIN_MEASUREMENTS:
         raise TooFewMeasurements(
@@ -182,7 +184,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
-def training_data(measurements: Sequence[Measurement], kind: str, settings: dict[str, Any]) -> list[tuple[Arch, float]]:
+def training_data(measurements: Sequence[Measurement], kind: str, settings: SettingsKey) -> list[tuple[Arch, float]]:
     """(architecture, latency) of the cached `measurements` of `kind` taken with the same settings
     (timing protocol aside); an architecture measured more than once counts once, at its median."""
     want = model_key(settings)
@@ -211,7 +213,7 @@ class Accuracy:
 
 
 def held_out(
-    rows: Sequence[tuple[Arch, float]], kind: str, settings: dict[str, Any], train: int, seed: int = 0
+    rows: Sequence[tuple[Arch, float]], kind: str, settings: SettingsKey, train: int, seed: int = 0
 ) -> Accuracy:
     """Fit on `train` random measurements, test on all the others."""
     order = list(range(len(rows)))
@@ -293,10 +295,30 @@ def predict(arch: Arch, settings: MeasureSettings, objectives: Sequence[str]) ->
 class Report:
     """`lts predictor show`: this machine's model for one kind of measurement, and its accuracy."""
 
-    fingerprint: dict[str, Any]
+    fingerprint: Fingerprint
+    settings: MeasureSettings
     model: LatencyModel
     out_of_sample: Accuracy
     plot: Path
+
+    def to_dict(self) -> JsonObject:
+        acc = self.out_of_sample
+        errors = {"median_abs_error": acc.errors.median, "p90_abs_error": acc.errors.p90}
+        points = [{"archid": a, "measured": m, "predicted": p} for a, m, p in acc.points]
+        return {"fingerprint": self.fingerprint, "model": self.model.to_dict(), "plot": str(self.plot),
+                "out_of_sample": {"n": acc.n, "spearman": acc.spearman, **errors}, "points": points}  # fmt: skip
+
+    def view(self) -> list[Block]:
+        acc, model, s = self.out_of_sample, self.model, self.settings
+        what = f"seq {s.seq_len}" if model.kind == "prefill" else f"context {s.decode_context}"
+        error = f"absolute error median {acc.errors.median:.1%}, 90th percentile {acc.errors.p90:.1%}"
+        lines = [f"out of sample ({acc.n} measurements, each predicted by a model fitted without it): Spearman "
+                 f"{acc.spearman:.4f}, {error}"]  # fmt: skip
+        heading = (f"{model.kind} latency model for {what}, batch {s.batch_size}, {s.threads} thread(s); "
+                   f"fitted on {model.n} measurements of this machine")  # fmt: skip
+        rows = [[name, f"{coef:.3g}" if coef else "0 (not used)"]
+                for name, coef in zip(model.feature_names, model.coef, strict=True)]  # fmt: skip
+        return [Lines(lines, heading), Table(["feature", "seconds per unit"], rows), Note(f"plot: {self.plot}")]
 
 
 def report(settings: MeasureSettings, kind: Kind, plot: Path | None = None) -> Report:
@@ -316,7 +338,7 @@ def report(settings: MeasureSettings, kind: Kind, plot: Path | None = None) -> R
     title = f"{kind} latency, {what}: Spearman {accuracy.spearman:.3f}, median error {accuracy.errors.median:.1%}"
     target = plot or workspace.ensure_home() / workspace.PREDICTOR / f"{kind}.png"
     workspace.atomic_write_bytes(target, predictor_plot(accuracy.points, title))
-    return Report(fingerprint(), model, accuracy, target)
+    return Report(fingerprint(), settings, model, accuracy, target)
 
 
 def _cached_here() -> list[Measurement]:

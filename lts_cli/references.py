@@ -20,13 +20,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from lts_cli import workspace
 from lts_cli.errors import LtsError, NotFound
 from lts_cli.gallery import GalleryEntry, Resolved, arch_from_file, entries, entry_for
 from lts_cli.space import ID_PREFIX, Arch, unique
 from lts_cli.store import Store
+from lts_cli.views import JsonObject
 
 Kind = Literal["path", "model", "gallery", "archid", "hub"]
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
@@ -136,7 +137,7 @@ def _pulled_differs(entry: GalleryEntry) -> tuple[str, ...]:
     )
 
 
-def _hub_config(repo_id: str, revision: str | None) -> dict[str, Any]:
+def _hub_config(repo_id: str, revision: str | None) -> JsonObject:
     """A Hub repository's config.json: from the Hugging Face cache, else downloaded (just that file)."""
     from lts_cli import hub
 

@@ -12,21 +12,19 @@ runs/<name>/
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lts_cli import folders, workspace
+from lts_cli import folders, results_csv, workspace
 from lts_cli import objectives as registry
 from lts_cli.config import as_plain, from_file
 from lts_cli.errors import LtsError
 from lts_cli.search import Search, SearchConfig
-from lts_cli.search_state import Candidate, Record, SearchState
+from lts_cli.search_state import SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 from lts_cli.views import Block, JsonObject, Lines, Note, Table
 
@@ -34,21 +32,6 @@ if TYPE_CHECKING:
     from lts_cli.gallery import Row
 
 STATE = "state.json"  # the resumable search state, rewritten after every architecture
-# archai's columns around the chosen objectives, then the architecture, then any other value recorded.
-_RUN_COLUMNS = ["parent", "parents", "iteration_num", "search_walltime_hours", "is_pareto"]
-
-
-def csv_columns(objectives: tuple[str, ...], records: list[Record]) -> list[str]:
-    """`archid`, the chosen objectives, archai's run columns, the architecture fields, every other
-    objective some record has a value for (in registry order), `cached`, `latency_source`, and in a
-    screened search what was predicted for each before it was measured. For the published
-    objectives this begins with archai's layout."""
-    recorded = {name for r in records for name in r.values}
-    others = [name for name in registry.REGISTRY if name in recorded and name not in objectives]
-    predicted = sorted(
-        {f"predicted_{n}" for r in records if r.predicted for n in r.predicted if n in registry.PREDICTABLE}
-    )
-    return ["archid", *objectives, *_RUN_COLUMNS, *ARCH_FIELDS, *others, "cached", "latency_source", *predicted]
 
 
 def new_name(seed: int) -> str:
@@ -136,9 +119,9 @@ class RunFolder:
         """Results CSV, Pareto configs, summary.json and plots for the state as it is now."""
         front = search.front(state)
         front_ids = {r.archid for r in front}
-        self._write("results.csv", _csv(search.config.objectives, state.records, front_ids).encode())
+        self._write("results.csv", results_csv.results(search.config.objectives, state.records, front_ids).encode())
         if search.config.screen:
-            self._write("screened.csv", _screened_csv(search.config.objectives, state.screened).encode())
+            self._write("screened.csv", results_csv.screened(search.config.objectives, state.screened).encode())
         pareto_dir = self.path / "pareto"
         pareto_dir.mkdir(exist_ok=True)
         for record in front:
@@ -172,45 +155,6 @@ def _check_summary(data: Any) -> None:
         raise ValueError("timings are not numbers")
     if not isinstance(data.get("generations_done"), int) or not isinstance(data.get("objectives"), dict):
         raise ValueError("generations_done or objectives of the wrong type")
-
-
-def _csv(objectives: tuple[str, ...], records: list[Record], front_ids: set[str]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=csv_columns(objectives, records), lineterminator="\n", extrasaction="ignore"
-    )
-    writer.writeheader()
-    for r in records:
-        row: JsonObject = {
-            "archid": r.archid,
-            **r.values,
-            "parent": r.parent or "",
-            "parents": r.parents or "",
-            "iteration_num": r.generation,
-            "search_walltime_hours": r.walltime_s / 3600,
-            "is_pareto": r.archid in front_ids,
-            "cached": r.cached,
-            "latency_source": "measured",  # every record is; predictions live in screened.csv
-            **r.arch,
-            **{f"predicted_{n}": v for n, v in (r.predicted or {}).items() if n in registry.PREDICTABLE},
-        }
-        for name in row.keys() & registry.REGISTRY.keys():
-            if registry.get(name).unit == "params":
-                row[name] = int(row[name])
-        writer.writerow(row)
-    return out.getvalue()
-
-
-def _screened_csv(objectives: tuple[str, ...], screened: list[Candidate]) -> str:
-    """The candidates a screened search predicted and did not measure: never part of its front."""
-    out = io.StringIO()
-    columns = ["archid", "generation", *objectives, *ARCH_FIELDS, "latency_source"]
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for c in screened:
-        writer.writerow({"archid": c.archid, "generation": c.generation, **(c.predicted or {}), **c.arch,
-                         "latency_source": "predicted"})  # fmt: skip
-    return out.getvalue()
 
 
 def front_rows(search: Search, state: SearchState) -> list[JsonObject]:

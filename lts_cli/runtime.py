@@ -11,6 +11,7 @@ import numpy as np
 
 from lts_cli.errors import LtsError, first_line
 from lts_cli.settings import MeasureSettings
+from lts_cli.views import JsonObject
 from lts_cli.workspace import EXPORT_MARKER
 
 if TYPE_CHECKING:
@@ -73,10 +74,10 @@ class InMemorySession:
         self.session = ort.InferenceSession(str(model_path), options, providers=[settings.provider])
         self.output = self.session.get_outputs()[0].name
 
-    def run(self, feeds: dict[str, Any]) -> Any:
+    def run(self, feeds: dict[str, np.ndarray]) -> Any:
         return self.session.run([self.output], feeds)[0]
 
-    def run_all(self, feeds: dict[str, Any]) -> list[Any]:
+    def run_all(self, feeds: dict[str, np.ndarray]) -> list[Any]:
         """Every output (a decode step hands its KV cache back, as generation does)."""
         return self.session.run(None, feeds)
 
@@ -84,7 +85,7 @@ class InMemorySession:
 # ---- export folders -----------------------------------------------------------------------------
 
 
-def read_info(folder: Path) -> dict[str, Any] | None:
+def read_info(folder: Path) -> JsonObject | None:
     """The folder's export.json, or None when it is not an lts export."""
     path = folder / INFO_FILE
     if not path.is_file():

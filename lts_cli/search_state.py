@@ -9,6 +9,7 @@ from typing import Any
 
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
+from lts_cli.views import JsonObject
 
 
 @dataclass
@@ -47,7 +48,7 @@ class GenerationLog:
     hypervolume: float
     new_on_front: list[str]
     seconds: float
-    screening: dict[str, Any] | None = None  # proposed, measured, the model and its error on this generation
+    screening: JsonObject | None = None  # proposed, measured, the model and its error on this generation
 
 
 @dataclass
@@ -61,15 +62,15 @@ class SearchState:
     log: list[GenerationLog] = field(default_factory=list)
     finished: bool = False
     screened: list[Candidate] = field(default_factory=list)  # predicted, not measured
-    screening: dict[str, Any] | None = None  # how the pending generation was chosen
+    screening: JsonObject | None = None  # how the pending generation was chosen
     failed: list[FailedCandidate] = field(default_factory=list)  # could not be evaluated, with the reason
-    machines: dict[str, Any] | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
+    machines: JsonObject | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> SearchState:
+    def from_dict(cls, data: JsonObject, source: str = "state.json") -> SearchState:
         """A saved state, every field checked for its type (an LtsError names what is wrong)."""
         from lts_cli.config import from_mapping
 

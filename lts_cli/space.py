@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lts_cli.errors import ConfigError, LtsError, NotGpt2, UsageError, invalid
+from lts_cli.views import JsonObject
 
 ARCH_TYPE = "gpt2"
 GPT2_VOCAB_SIZE = 50257
@@ -65,7 +66,7 @@ class Arch:
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
-    def to_config(self) -> dict[str, Any]:
+    def to_config(self) -> JsonObject:
         """The gallery-style config (the published JSON layout); its hash is the archid."""
         return {
             "arch_type": ARCH_TYPE,
@@ -115,7 +116,7 @@ class Arch:
         model_type = config.get("model_type")
         if model_type != ARCH_TYPE:
             raise NotGpt2(f"{source} describes a {model_type!r} model; lts searches, profiles and exports GPT-2 only")
-        values: dict[str, Any] = {}
+        values: JsonObject = {}
         for key, name in HF_FIELDS.items():
             value = config.get(key)
             if key == "n_inner" and value is None:
@@ -133,7 +134,7 @@ class Arch:
         """Build from our own keys or the published gallery layout; unknown keys are errors."""
         if not isinstance(config, Mapping):
             raise LtsError(f"{source}: expected a mapping of architecture fields, got {type(config).__name__}")
-        values: dict[str, Any] = {}
+        values: JsonObject = {}
         for key, value in config.items():
             if key == "arch_type":
                 if value != ARCH_TYPE:

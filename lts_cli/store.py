@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from lts_cli.errors import LtsError
-from lts_cli.settings import Measurement
+from lts_cli.machine import Fingerprint
+from lts_cli.settings import Measurement, SettingsKey
 from lts_cli.space import Arch
+from lts_cli.views import JsonObject
 
 SCHEMA_VERSION = 2
 
@@ -162,7 +164,7 @@ class Store:
         return _read(row) if row else None
 
     def put_measurement(
-        self, key: str, archid: str, settings: dict[str, Any], fingerprint: dict[str, Any], result: dict[str, Any]
+        self, key: str, archid: str, settings: SettingsKey, fingerprint: Fingerprint, result: JsonObject
     ) -> None:
         self._write(
             "INSERT OR REPLACE INTO measurements (key, archid, settings, fingerprint, result, created) "
@@ -177,7 +179,7 @@ class Store:
             ),
         )
 
-    def measurements_on(self, fingerprint: dict[str, Any]) -> list[Measurement]:
+    def measurements_on(self, fingerprint: Fingerprint) -> list[Measurement]:
         """Every readable cached measurement made on the machine with this fingerprint, oldest first."""
         with self._reading("measurements"):
             rows = self._conn.execute(
@@ -190,7 +192,7 @@ class Store:
         with self._reading("measurements"):
             return int(self._conn.execute("SELECT count(*) FROM measurements").fetchone()[0])
 
-    def measurements_for(self, archid: str, fingerprint: dict[str, Any] | None = None) -> list[Measurement | Damaged]:
+    def measurements_for(self, archid: str, fingerprint: Fingerprint | None = None) -> list[Measurement | Damaged]:
         """Cached results for `archid`, newest first; only this machine's when `fingerprint` is given."""
         with self._reading("measurements"):
             rows = self._conn.execute(

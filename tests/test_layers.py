@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
     0: {"errors", "views", "space", "pareto", "config", "settings", "objectives", "search", "search_state", "screening",
-        "machine", "rankstats"},
+        "results_csv", "machine", "rankstats"},
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
         "references", "sampling", "plots"},
     3: {"measurer", "profiling", "exporting", "checkpoints", "train_progress", "training", "generation", "predictor",
         "distributed"},
-    4: {"runs", "searching", "inventory", "tidying", "proxy"},
+    4: {"runs", "searching", "inventory", "tidying", "proxy", "proxy_study"},
     5: {"cli", "__main__", "__init__"},
 }  # fmt: skip
 PURE = sorted(LAYERS[0] | LAYERS[1])
@@ -123,3 +123,48 @@ def test_gallery_list_loads_no_onnxruntime_or_torch(lts_home: Path) -> None:
         "try:\n    app()\nexcept SystemExit:\n    pass"
     )
     assert "lts_cli.gallery" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+# ---- the CLI: each file on its own (DESIGN.md: a command parses, makes one library call, renders) ----
+
+CLI = PACKAGE / "cli"
+CLI_LIMITS = {"library_modules": 6, "function_lines": 60, "total_lines": 1300}
+
+
+def _cli_imports(path: Path) -> tuple[set[str], set[str]]:
+    """The library modules and the cli modules one cli file imports (anywhere in it)."""
+    library, cli = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lts_cli"):
+            names = [node.module] if node.module != "lts_cli" else [f"lts_cli.{a.name}" for a in node.names]
+            for dotted in names:
+                parts = dotted.split(".")
+                if parts[1] == "cli":
+                    cli.add(".".join(parts[2:3]) or "cli")
+                elif parts[1] not in ("__version__", "errors"):  # the one error type is everyone's
+                    library.add(parts[1])
+    return library, cli
+
+
+@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+def test_each_cli_file_is_thin(path: Path) -> None:
+    library, cli = _cli_imports(path)
+    assert len(library) <= CLI_LIMITS["library_modules"], sorted(library)
+    if path.name != "__init__.py":  # which registers every command group
+        assert cli <= {"cli", "common", "complete"}, sorted(cli)
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > CLI_LIMITS["function_lines"]
+    ]
+    assert not long, long
+
+
+def test_the_cli_is_a_small_share_of_the_package() -> None:
+    lines = sum(len(p.read_text().splitlines()) for p in CLI.glob("*.py"))
+    assert lines <= CLI_LIMITS["total_lines"], lines
+
+
+def test_no_library_module_imports_the_cli() -> None:
+    wrong = [m for m, targets in imports().items() if m != "cli" and "cli" in targets and m not in LAYERS[5]]
+    assert not wrong, wrong

@@ -254,8 +254,8 @@ def draw(block: Block) -> None:
     elif isinstance(block, Lines):
         if block.heading is not None:
             out.print(block.heading, style="bold", highlight=False, soft_wrap=True)
-        for line in block.lines:
-            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        for line in block.lines:  # as they are: no markup, emoji codes or tabs expanded (generated text)
+            print(line)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None, left: int = 1) -> None:

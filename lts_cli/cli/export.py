@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import Quantize, note, option, out, print_json, stage_progress
+from lts_cli.cli.common import Quantize, note, option, show, stage_progress
 
 
 def export(
@@ -53,32 +53,4 @@ def export(
             on_note=note,
             revision=revision,
         )
-    info = result.info
-    if info["untrained"]:
-        note("exported RANDOM weights (untrained architecture): for latency work only")
-    if json_out:
-        print_json({"path": str(result.path), **info})
-        return
-    v = info["validation"]
-    out.print(f"[bold]{result.path}[/]", highlight=False, soft_wrap=True)
-    out.print(
-        f"  {info['graph']}, {info['dtype']}, {info['file_bytes'] / 2**20:.2f} MiB, opset {info['opset']}",
-        highlight=False,
-    )
-    diffs = ", ".join(
-        f"{k.split('_')[0]} {v[k]:.1e}" for k in ("prefill_max_abs_diff", "decode_max_abs_diff") if k in v
-    )
-    out.print(
-        f"  validated against PyTorch: max |logit diff| {diffs} (largest logit {v['max_abs_logit']:.2f})",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if "int8_perplexity" in v:
-        out.print(
-            f"  perplexity on held-out Shakespeare: fp32 {v['fp32_perplexity']:.2f}, int8 {v['int8_perplexity']:.2f} "
-            f"({v['perplexity_increase']:+.1%}; tolerance {v['tolerance']})",
-            highlight=False,
-        )
-    if info["optimized"]:
-        fused = ", ".join(f"{op} x{n}" for op, n in info["optimized"]["fused_operators"].items()) or "none"
-        out.print(f"  ONNX Runtime fusions: {fused}", highlight=False, soft_wrap=True)
+    show(result, json_out)

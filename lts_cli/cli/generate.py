@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lts_cli.cli import complete
-from lts_cli.cli.common import Backend, configure, note, option, print_json
+from lts_cli.cli.common import Backend, configure, note, option, show
 from lts_cli.sampling import GenerateConfig
 
 D = GenerateConfig()
@@ -63,20 +63,12 @@ def generate(
     )
     stream = not json_out and cfg.num_return_sequences == 1
 
-    def on_text(text: str) -> None:
+    def write(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    result = run(
-        model_id, prompt, cfg, backend.value, threads or 0, allow_untrained, revision, on_text if stream else None, note
-    )
-    if json_out:
-        print_json(result.to_dict())
-        return
+    on_text = write if stream else None
+    result = run(model_id, prompt, cfg, backend.value, threads or 0, allow_untrained, revision, on_text, note)
     if stream:
         sys.stdout.write("\n")
-    else:
-        for i, text in enumerate(result.texts, 1):
-            sys.stdout.write(f"--- sample {i}\n{prompt}{text}\n")
-    speed = f"{result.tokens_per_s or 0:.1f} tokens/s"
-    note(f"{result.new_tokens} tokens in {result.seconds:.2f} s ({speed}), {result.model}")
+    show(result, json_out)

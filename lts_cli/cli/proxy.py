@@ -44,6 +44,7 @@ def proxy(
     from lts_cli import proxy as lib
     from lts_cli.config import as_plain, from_file, load, updated
     from lts_cli.corpus import CorpusOptions
+    from lts_cli.proxy_study import study
     from lts_cli.search import SearchConfig
     from lts_cli.training import TrainConfig
 
@@ -56,7 +57,7 @@ def proxy(
         watch = Watch("architectures")
         try:
             with watch.live:
-                report = lib.study(selection, corpus, budget, tokens, workers, watch)
+                report = study(selection, corpus, budget, tokens, workers, watch)
         except KeyboardInterrupt:
             note("Interrupted. Finished architectures are cached; the same command trains only the rest.")
             raise typer.Exit(130) from None
