@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from lts_cli import measurer, workspace
-from tests.conftest import TINY_SEARCH, assert_user_error, fake_measure
+from lts_cli.errors import LtsError
+from tests.conftest import (
+    TINY_SEARCH,
+    assert_user_error,
+    fake_measure,
+)
+from tests.conftest import fake_measure as make
 
 
 @pytest.fixture
@@ -179,3 +185,27 @@ def test_full_disk_while_writing_a_generation(
     resumed = search(run_cli, "--resume", "full", "--json")
     assert resumed.exit_code == 0, resumed.stderr
     assert json.loads(resumed.stdout)["generations_done"] == 3
+
+
+def test_an_impossible_constraint_leaves_no_run_folder(run_cli, lts_home: Path) -> None:
+    result = run_cli("search", "--min-params", "1e6", "--max-params", "1.0001e6", "--name", "narrow")
+    assert_user_error(result, "--min-params/--max-params", code=2)
+    assert not (lts_home / "runs" / "narrow").exists()
+    assert "narrow" not in run_cli("search", "list").stdout
+
+
+def test_a_search_that_fails_before_evaluating_anything_frees_its_name(
+    run_cli, lts_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "s.yaml"
+    config.write_text(TINY_SEARCH)
+
+    def failing(arch, settings, kind, fingerprint, progress=None):  # type: ignore[no-untyped-def]
+        raise LtsError("the measuring machine is on fire")
+
+    monkeypatch.setattr(measurer, "measure", failing)
+    assert_user_error(run_cli("search", "--config", str(config), "--name", "n"), "on fire")
+    assert not (lts_home / "runs" / "n").exists()
+    monkeypatch.setattr(measurer, "measure", make([]))
+    done = run_cli("search", "--config", str(config), "--name", "n", "--no-plots")
+    assert done.exit_code == 0, done.stderr

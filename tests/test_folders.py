@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from lts_cli import folders, workspace
-from tests.conftest import TINY_SEARCH, assert_user_error, fake_measure, install
+from lts_cli import folders, measurer, workspace
+from tests.conftest import (
+    TINY_ARCH,
+    TINY_SEARCH,
+    assert_user_error,
+    fake_measure,
+    install,
+)
+from tests.conftest import fake_measure as make
 
 
 def staged(target: Path, files: dict[str, str], marker: str = "export.json", notes: list[str] | None = None) -> None:
@@ -138,3 +145,72 @@ def test_cache_prune_keeps_a_users_file_in_an_export_it_removes(run_cli, lts_hom
     pruned = run_cli("cache", "prune", "--yes")
     assert pruned.exit_code == 0, pruned.stderr
     assert [p.name for p in export.iterdir()] == ["notes.txt"] and "kept notes.txt" in pruned.stderr
+
+
+def user_folder(path: Path) -> dict[str, bytes]:
+    """A folder a user made, with files lts never wrote; returns its contents to compare later."""
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("my notes")
+    (path / "sub").mkdir()
+    (path / "sub" / "data.bin").write_bytes(b"\x00\x01" * 100)
+    return snapshot(path)
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow  # builds and exports a model with transformers
+def test_export_force_never_deletes_a_folder_lts_did_not_make(run_cli, tiny_model: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "my-folder"
+    before = user_folder(mine)
+    for args in ([], ["--force"]):
+        result = run_cli("export", str(tiny_model), "-o", str(mine), *args)
+        assert_user_error(result, "is not an lts export", "nothing was touched")
+        assert "--force" not in result.stderr
+        assert snapshot(mine) == before
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert_user_error(run_cli("export", str(tiny_model), "-o", str(a_file)), "is a file")
+
+    # An empty folder is simply used; an earlier export is replaced with --force only.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("export", str(tiny_model), "-o", str(empty)).exit_code == 0
+    assert (empty / "export.json").is_file()
+    assert_user_error(run_cli("export", str(tiny_model), "-o", str(empty)), "holds an lts export already", "--force")
+    (empty / "stale.txt").write_text("a file lts did not write")
+    replaced = run_cli("export", str(tiny_model), "-o", str(empty), "--force")
+    assert replaced.exit_code == 0 and "kept stale.txt" in replaced.stderr  # issue 18: kept, and said
+    assert (empty / "stale.txt").exists() and (empty / "export.json").is_file()
+
+
+def test_training_never_replaces_or_clears_a_folder_lts_did_not_make(run_cli, lts_home: Path, tmp_path: Path) -> None:
+    arch = tmp_path / "tiny.json"
+    arch.write_text(json.dumps(TINY_ARCH))
+    mine = lts_home / "models" / "mine"
+    before = user_folder(mine)
+    for args in ([], ["--restart"]):
+        assert_user_error(
+            run_cli("train", str(arch), "--seq-len", "64", "--name", "mine", *args), "not a model trained"
+        )
+        assert snapshot(mine) == before
+    work = lts_home / "models" / ".other.training"
+    before_work = user_folder(work)
+    assert_user_error(
+        run_cli("train", str(arch), "--seq-len", "64", "--name", "other", "--restart"), "not an lts training"
+    )
+    assert snapshot(work) == before_work
+
+
+def test_search_only_prunes_pareto_files_it_wrote(run_cli, lts_home: Path, tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "s.yaml"
+    config.write_text(TINY_SEARCH)
+    calls: list[str] = []
+    monkeypatch.setattr(measurer, "measure", make(calls, interrupt_after=4))  # in generation 2
+    assert run_cli("search", "--config", str(config), "--name", "r", "--no-plots").exit_code == 130
+    pareto = lts_home / "runs" / "r" / "pareto"
+    (pareto / "my-favourite.json").write_text("{}")
+    monkeypatch.setattr(measurer, "measure", make(calls))
+    assert run_cli("search", "--resume", "r", "--no-plots").exit_code == 0  # rewrites pareto/
+    assert (pareto / "my-favourite.json").read_text() == "{}"

@@ -12,7 +12,7 @@ import pytest
 from lts_cli.errors import LtsError
 from lts_cli.space import Arch
 from lts_cli.store import SCHEMA_VERSION, Damaged, Store
-from tests.conftest import measurement
+from tests.conftest import assert_user_error, measurement
 
 ARCH = Arch(n_layer=2, d_model=64, d_inner=128, n_head=2)
 
@@ -98,3 +98,78 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(LtsError, match="written by a newer lts"):
         Store(path)
+
+
+def _filled(path: Path) -> None:
+    made = measurement(ARCH, 0.5, fingerprint={"cpu": "x"})
+    with Store(path) as store:
+        store.put_arch(ARCH, "test")
+        store.put_measurement("k1", ARCH.archid, made.settings, {"cpu": "x"}, made.to_dict())
+
+
+def _unchanged(path: Path, action) -> str:  # type: ignore[no-untyped-def]
+    before = path.read_bytes()
+    with pytest.raises(LtsError) as info:
+        action()
+    assert path.read_bytes() == before
+    message = str(info.value)
+    assert str(path) in message and "move it aside" in message
+    return message
+
+
+def test_an_arch_row_that_does_not_parse_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "lts.db"
+    _filled(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE archs SET config = '[1, 2]'")
+    store = Store(path)
+    assert "table archs" in _unchanged(path, lambda: store.find_archs("gpt2_"))
+
+
+def test_a_dropped_table_is_named(tmp_path: Path, run_cli, lts_home: Path) -> None:
+    lts_home.mkdir()
+    path = lts_home / "lts.db"
+    _filled(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE measurements")
+    assert "table measurements is missing" in _unchanged(path, lambda: Store(path))
+    assert_user_error(run_cli("gallery", "list"), str(path), "table measurements is missing", "move it aside")
+
+
+V1_SCHEMA = """
+CREATE TABLE archs (archid TEXT PRIMARY KEY, config TEXT NOT NULL, source TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE measurements (key TEXT PRIMARY KEY, archid TEXT NOT NULL, settings TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, result TEXT NOT NULL, created REAL NOT NULL);
+CREATE INDEX measurements_archid ON measurements (archid);
+PRAGMA user_version = 1;
+"""
+
+
+def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "lts.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        made = measurement(ARCH, 1.5)
+        conn.execute("INSERT INTO measurements VALUES ('k1', 'a', '{}', '{}', ?, 0)", (json.dumps(made.to_dict()),))
+    with Store(path) as store:
+        assert store.get_measurement("k1") == made
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(measurements)")}
+        assert "measurements_machine" in indexes
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lts_cli import store
+
+    path = tmp_path / "lts.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+    monkeypatch.setitem(
+        store.MIGRATIONS, 1, "CREATE INDEX x ON measurements (archid); CREATE INDEX broken ON nowhere (x)"
+    )
+    with pytest.raises(LtsError, match=r"could not upgrade .* from schema 1.*left unchanged"):
+        Store(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert "x" not in {row[1] for row in conn.execute("PRAGMA index_list(measurements)")}
