@@ -36,7 +36,8 @@ KNOWN: dict[str, tuple[str, ...]] = {
     workspace.EXPORT_MARKER: (*MODEL_NAMES, *TOKENIZER_NAMES, "model.onnx", "optimized.onnx", workspace.EXPORT_MARKER),
     workspace.RUN_MARKER: ("config.yaml", "state.json", "results.csv", "screened.csv", "summary.json", "*.png",
                            "pareto/*.json", "ray.log"),
-    workspace.TRAINING_MARKER: (workspace.TRAINING_MARKER, "initial.json", "checkpoint-*/*", "checkpoint-*/**/*"),
+    workspace.TRAINING_MARKER: (workspace.TRAINING_MARKER, workspace.TRAINING_PLAN, "initial.json", "checkpoint-*/*",
+                                "checkpoint-*/**/*"),
     workspace.TOKENS_MARKER: (workspace.TOKENS_MARKER, "*.bin", "*.npy"),
 }  # fmt: skip
 OnNote = Callable[[str], None]

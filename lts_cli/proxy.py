@@ -121,13 +121,23 @@ def spread_sample(count: int, config: SearchConfig, seed: int = 0) -> list[Candi
     return [Candidate(a, a.archid) for a in sorted(chosen, key=lambda a: a.non_embedding_params)]
 
 
-def budget(base: TrainConfig, tokens: int | None = None) -> TrainConfig:
-    """The training config of a proxy run: `tokens` (if given) sets the steps; evaluation only at
-    the end, a checkpoint every quarter so an interrupt loses little."""
+EVAL_SHARE = 0.5  # the default validation sample: this share of the tokens each architecture trains on
+
+
+def budget(base: TrainConfig, tokens: int | None = None, eval_tokens: int | None = None) -> TrainConfig:
+    """The training config of a proxy run: `tokens` (if given) sets the steps. One evaluation, at the
+    end, on the same fixed validation sample for every architecture: `eval_tokens`, by default half
+    the tokens each trains on (at most the periodic sample of `lts train`), so evaluating costs a
+    small share of training. No test split, no start evaluation; a checkpoint at the end and every
+    `save_minutes`, so an interrupt loses little."""
     steps = base.max_steps if tokens is None else max(1, math.ceil(tokens / (base.batch_size * base.seq_len)))
+    trained = steps * base.batch_size * base.seq_len
+    if eval_tokens is None:
+        eval_tokens = min(TrainConfig().eval_tokens, max(base.seq_len, int(EVAL_SHARE * trained)))
     return dataclasses.replace(
-        base, max_steps=steps, eval_every=steps + 1, save_every=max(1, steps // 4), keep_checkpoints=1
-    )
+        base, max_steps=steps, eval_every=steps + 1, eval_tokens=eval_tokens, final_eval="sample",
+        eval_on_start=False, test=False, save_every=steps, keep_checkpoints=1, max_time=None,
+    )  # fmt: skip
 
 
 # ---- training, cached ----------------------------------------------------------------------------
@@ -147,7 +157,9 @@ class Trained:
     initial_val_perplexity: float | None
     tokens_seen: int
     tokens_per_second: float | None
-    train_seconds: float
+    train_seconds: float  # in optimizer steps
+    evaluated_tokens: int = 0  # what val_loss was computed on
+    seconds: dict[str, float] = field(default_factory=dict)  # where its wall time went (training.Clock)
 
 
 def result_key(arch: Arch, corpus: Corpus, config: TrainConfig) -> str:
@@ -201,7 +213,9 @@ def train_one(candidate: Candidate, corpus: Corpus, config: TrainConfig, on_even
         initial_val_perplexity=m["initial_val_perplexity"],
         tokens_seen=m["tokens_seen"],
         tokens_per_second=m["tokens_per_second"],
-        train_seconds=m["train_seconds_this_session"],
+        train_seconds=m["seconds"]["train"],
+        evaluated_tokens=m["evaluated_tokens"]["validation"],
+        seconds=m["seconds"],
     )
     workspace.atomic_write_json(_results_dir() / f"{key}.json", dataclasses.asdict(record))
     folders.remove_folder(result.path)  # the weights: made here, not needed for the report
@@ -221,9 +235,9 @@ def run(
     config: TrainConfig,
     workers: int = 1,
     on_event: OnEvent | None = None,
-) -> list[Trained]:
-    """Train what is not cached (in `workers` processes, each with its share of the cores); the
-    results in the order of `candidates`."""
+) -> tuple[list[Trained], list[Trained]]:
+    """Train what is not cached (in `workers` processes, each with its share of the cores): the
+    results in the order of `candidates`, and those trained now."""
     emit = on_event or (lambda event: None)
     if len(candidates) < MIN_ARCHS:
         raise UsageError(f"a rank correlation needs at least {MIN_ARCHS} architectures, got {len(candidates)}")
@@ -269,4 +283,4 @@ def run(
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
-    return [results[c.arch.archid] for c in candidates]
+    return [results[c.arch.archid] for c in candidates], [results[c.arch.archid] for c in todo]

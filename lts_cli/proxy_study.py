@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lts_cli import folders, proxy, workspace
@@ -19,6 +19,7 @@ from lts_cli.settings import MeasureSettings
 from lts_cli.training import TrainConfig
 from lts_cli.views import Block, JsonObject, Lines, Note, OnEvent, Table, shape
 
+SPLIT = {"training steps": "train", "evaluating": "evaluate", "checkpointing": "checkpoint", "tokenizing": "tokenize"}
 TOP_SHARE = 0.25  # the best quarter: how many of the best by perplexity a proxy puts among its best
 
 
@@ -44,6 +45,8 @@ class Report:
     corpus: str
     folder: Path | None = None  # where report.json and the plot were written
     wall_s: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # of the trainings run now: where their time went
+    workers: int = 1
 
     def to_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "folder": str(self.folder) if self.folder else None}
@@ -59,9 +62,18 @@ class Report:
         return [
             Table(["architecture", "L/d/ff/h", *(o.header() for o in proxies), "val ppl", "tok/s"], rows, left=2),
             Table(["proxy", "Spearman", "95% CI", "Kendall", "95% CI ", "top 25%"], stats),
-            Lines([self.verdict]),
+            Lines([self.verdict, *self._time()]),
             Note(f"report and plot: {self.folder} ({self.wall_s:.0f} s)"),
         ]
+
+    def _time(self) -> list[str]:
+        """How the wall time split: into the trainings' steps, evaluations, checkpoints, tokenizing."""
+        if not self.seconds:
+            return ["every architecture was cached: nothing trained now"]
+        whole = self.wall_s * self.workers
+        parts = ", ".join(f"{name} {value:,.0f} s ({value / whole:.0%})" for name, value in self.seconds.items())
+        of = f"{self.wall_s:,.0f} s" + (f" x {self.workers} workers" if self.workers > 1 else "")
+        return [f"time, of {of}: {parts}"]
 
 
 def _rate(tokens_per_second: float | None) -> str:
@@ -124,18 +136,23 @@ def study(
     tokens: int | None = None,
     workers: int = 1,
     on_event: OnEvent | None = None,
+    eval_tokens: int | None = None,
 ) -> Report:
     """The whole study: choose the architectures, train what is not cached, report, and write the
-    report (report.json and a plot, proxy/reports/<time>/)."""
+    report (report.json and a plot, proxy/reports/<time>/). `tokens`, `eval_tokens`: see proxy.budget."""
     from lts_cli.plots import proxy_plot
 
     started = time.perf_counter()
-    config = proxy.budget(config, tokens)
+    config = proxy.budget(config, tokens, eval_tokens)
     chosen = proxy.candidates(selection, config.seed)
-    results = proxy.run(chosen, corpus, config, workers, on_event)
+    results, fresh = proxy.run(chosen, corpus, config, workers, on_event)
     done = report(chosen, results, config.seq_len, seed=config.seed)
     folder = workspace.ensure_home() / workspace.PROXY / "reports" / time.strftime("%Y%m%d-%H%M%S")
-    written = dataclasses.replace(done, folder=folder, wall_s=time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    split = {name: sum(r.seconds.get(k, 0.0) for r in fresh) for name, k in SPLIT.items()} if fresh else {}
+    if split:
+        split["other"] = max(0.0, wall * workers - sum(split.values()))
+    written = dataclasses.replace(done, folder=folder, wall_s=wall, seconds=split, workers=workers)
     workspace.atomic_write_json(folder / "report.json", written.to_dict())
     workspace.atomic_write_bytes(folder / "proxy.png", proxy_plot(written))
     folders.write_manifest(folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from lts_cli.config import at_least
 from lts_cli.errors import LtsError, invalid
@@ -39,6 +39,20 @@ class MeasureSettings:
     target_ci: float = 0.03
     provider: str = "CPUExecutionProvider"
     decode_context: int = 512  # decode measurements: tokens in the KV cache
+
+    HELP: ClassVar[dict[str, str]] = {  # the fields a command line sets, in one sentence each (--help)
+        "seq_len": "Prefill tokens (the gallery was published at 192).",
+        "batch_size": "Batch size.",
+        "threads": "ONNX Runtime intra-op threads.",
+        "trials": "Timed runs (the most with --adaptive).",
+        "warmup": "Untimed warm-up runs.",
+        "graph": "next-token (published: LM head on the last position only) or logits.",
+        "opt_level": "ONNX Runtime graph optimization.",
+        "adaptive": "Stop timing once the mean's 95% CI is within --target-ci.",
+        "min_trials": "Runs before --adaptive may stop.",
+        "target_ci": "Relative CI half-width for --adaptive.",
+        "decode_context": "KV cache tokens of decode measurements.",
+    }
 
     def __post_init__(self) -> None:
         at_least(self, 1, "batch_size", "seq_len", "threads", "trials", "min_trials", "decode_context")

@@ -29,6 +29,7 @@ ARCH_FILE = "arch.json"  # the architecture that made a model or export folder
 # The files that mark a folder as lts's own, so lts may replace or remove it.
 TRAINED_MARKER = "metrics.json"  # a model trained here (written last)
 TRAINING_MARKER = "train.json"  # an unfinished training's work folder
+TRAINING_PLAN = "plan.json"  # how an unfinished training runs here (train_plan.Plan)
 EXPORT_MARKER = "export.json"  # an `lts export` folder
 RUN_MARKER = "config.yaml"  # a search run (the effective config, written first)
 TOKENS_MARKER = "meta.json"  # a complete token cache (written last)

@@ -100,7 +100,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, token_cache: Path) -> tupl
     arch = root / "tiny.json"
     arch.write_text(json.dumps(TINY_ARCH))
     config = root / "train.yaml"
-    config.write_text("eval_batches: 4\n")
+    config.write_text("eval_tokens: 2048\nfinal_eval: sample\neval_on_start: true\ntest: true\n")  # 4 batches of 8 x 64
     old = os.environ.get("LTS_HOME")
     os.environ["LTS_HOME"] = str(root / "home")
     try:

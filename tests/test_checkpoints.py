@@ -31,7 +31,14 @@ def test_a_partial_checkpoint_is_skipped_and_training_resumes_from_the_previous_
     arch.write_text(json.dumps(TINY_ARCH))
     target, corpus = resolve(str(arch)), embedded_corpus()
     config = TrainConfig(
-        max_steps=12, batch_size=4, seq_len=32, warmup_steps=2, eval_every=100, save_every=5, eval_batches=2
+        max_steps=12,
+        batch_size=4,
+        seq_len=32,
+        warmup_steps=2,
+        eval_every=100,
+        save_every=5,
+        eval_tokens=256,
+        final_eval="sample",
     )
     straight = training.train(target, config, corpus, name="straight")
 

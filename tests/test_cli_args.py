@@ -97,7 +97,9 @@ def test_train_flags_and_the_config_file(run_cli, calls, tmp_path: Path) -> None
     config.write_text("lr: 0.001\nmax_steps: 50\nwarmup_steps: 5\n")
     result = run_cli(
         "train", "gpt2_a9e3", "--config", str(config), "--max-steps", "9", "--batch-size", "3", "--seq-len", "16",
-        "--eval-every", "4", "--name", "mine", "--restart", "--data", str(tmp_path), "--json",
+        "--eval-every", "4", "--name", "mine", "--restart", "--data", str(tmp_path), "--eval-tokens", "300",
+        "--final-eval", "FULL", "--test", "--save-minutes", "2.5", "--precision", "bf16", "--max-time", "1h30m",
+        "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     (ref, cfg, corpus, name, restart, _), _ = calls["train"]
@@ -105,6 +107,14 @@ def test_train_flags_and_the_config_file(run_cli, calls, tmp_path: Path) -> None
     assert (cfg.max_steps, cfg.batch_size, cfg.seq_len, cfg.eval_every) == (9, 3, 16, 4)  # flags over the file
     assert (cfg.lr, cfg.warmup_steps) == (0.001, 5)  # the file over the defaults
     assert corpus.data == tmp_path and corpus.dataset is None
+    assert (cfg.eval_tokens, cfg.final_eval, cfg.test, cfg.save_minutes) == (300, "full", True, 2.5)
+    assert (cfg.precision, cfg.max_time, cfg.eval_on_start) == ("bf16", "1h30m", False)
+
+
+def test_train_tokens_set_the_steps(run_cli, calls) -> None:
+    assert run_cli("train", "m", "--tokens", "1000", "--batch-size", "2", "--seq-len", "32").exit_code == 0
+    (_, cfg, *_), _ = calls["train"]
+    assert cfg.max_steps == 16  # ceil(1000 / (2 x 32))
 
 
 def test_profile_measurement_flags(run_cli, calls) -> None:
@@ -139,10 +149,10 @@ def test_search_flags_reach_the_config(run_cli, calls, lts_home: Path) -> None:
 def test_proxy_selection_and_budget(run_cli, calls) -> None:
     result = run_cli(
         "proxy", "--archs", "gpt2_a9e3,gpt2_80fa", "--archs", "gpt2_8f51", "--max-steps", "20", "--seq-len", "32",
-        "--tokens", "4096", "--workers", "2", "--json",
+        "--tokens", "4096", "--workers", "2", "--eval-tokens", "512", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    (selection, corpus, budget, tokens, workers, _), _ = calls["proxy"]
+    (selection, corpus, budget, tokens, workers, _, eval_tokens), _ = calls["proxy"]
     assert selection.archs == ("gpt2_a9e3", "gpt2_80fa", "gpt2_8f51") and selection.sample is None
-    assert (budget.max_steps, budget.seq_len, tokens, workers) == (20, 32, 4096, 2)
+    assert (budget.max_steps, budget.seq_len, tokens, workers, eval_tokens) == (20, 32, 4096, 2, 512)
     assert corpus.name  # the embedded corpus, loaded by the command

@@ -16,12 +16,12 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
     0: {"errors", "views", "space", "pareto", "config", "settings", "objectives", "search", "search_state", "screening",
-        "results_csv", "machine", "rankstats"},
+        "train_budget", "results_csv", "machine", "rankstats"},
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
         "references", "sampling", "plots"},
-    3: {"measurer", "profiling", "exporting", "checkpoints", "train_progress", "training", "generation", "predictor",
-        "distributed"},
+    3: {"measurer", "profiling", "exporting", "checkpoints", "train_plan", "train_eval", "train_progress", "training",
+        "generation", "predictor", "distributed"},
     4: {"runs", "searching", "inventory", "tidying", "proxy", "proxy_study"},
     5: {"cli", "__main__", "__init__"},
 }  # fmt: skip

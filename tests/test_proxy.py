@@ -86,7 +86,7 @@ def test_a_tiny_proxy_run_caches_and_resumes(
 
     space = tmp_path / "space.yaml"
     space.write_text(TINY_SPACE)
-    (tmp_path / "quick.yaml").write_text("eval_batches: 2  # and the proxy defaults for the rest\n")
+    (tmp_path / "quick.yaml").write_text("eval_tokens: 128  # and the proxy defaults for the rest\n")
     quick = [*QUICK, str(tmp_path / "quick.yaml")]
     trained: list[str] = []
     real = training.train

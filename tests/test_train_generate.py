@@ -64,7 +64,15 @@ def test_generate_streams_and_seeds(run_cli, trained: tuple[Path, dict], lts_hom
 def test_resume_after_interrupt_equals_an_uninterrupted_run(lts_home: Path, shared_tokens: None) -> None:
     target = resolve(str(_arch_file(lts_home)))
     config = TrainConfig(
-        max_steps=12, batch_size=4, seq_len=32, warmup_steps=2, eval_every=100, save_every=5, eval_batches=2
+        max_steps=12,
+        batch_size=4,
+        seq_len=32,
+        warmup_steps=2,
+        eval_every=100,
+        save_every=5,
+        eval_tokens=256,
+        final_eval="sample",
+        eval_on_start=True,
     )
     corpus = embedded_corpus()
     straight = training.train(target, config, corpus, name="straight")
@@ -113,7 +121,7 @@ def test_torchrun_two_processes(lts_home: Path, tmp_path: Path) -> None:
 
     arch = _arch_file(lts_home)
     config = lts_home.parent / "t.yaml"
-    config.write_text("eval_batches: 2\n")
+    config.write_text("eval_tokens: 128\nfinal_eval: sample\n")
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]

@@ -85,11 +85,16 @@ def option(flags: str | tuple[str, ...], text: str, shown: Any = None, **kw: Any
     return typer.Option(None, *names, help=text, show_default=default, **kw)
 
 
-def options_for(config: Any, helps: Mapping[str, str], **special: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+def options_for(
+    config: Any, helps: Mapping[str, str] | Sequence[str], **special: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
     """Options for the fields of a config dataclass, typed as the fields are, with `config`'s values as
-    the defaults shown: `helps` names the fields and their help; `special[field]` gives other flags
-    (`flags=("--generations", "-g")`, `--on/--off` for a boolean) or Typer keywords."""
+    the defaults shown: `helps` names the fields and their help (or only the fields: the help is the
+    class's HELP); `special[field]` gives other flags (`flags=("--generations", "-g")`, `--on/--off`
+    for a boolean) or Typer keywords."""
     hints: dict[str, Any] = typing.get_type_hints(type(config))
+    if not isinstance(helps, Mapping):
+        helps = {name: type(config).HELP[name] for name in helps}
     out = {}
     for name, text in helps.items():
         kind, shown, extra = hints[name], getattr(config, name), dict(special.get(name, {}))
@@ -110,19 +115,7 @@ def _choices(name: str, values: Sequence[str]) -> Any:
 
 def measure_options(d: Any) -> dict[str, tuple[Any, Any]]:
     """MeasureSettings' fields (search, profile, predictor), with `d`'s defaults in --help."""
-    return options_for(d, {
-        "seq_len": "Prefill tokens (the gallery was published at 192).",
-        "batch_size": "Batch size.",
-        "threads": "ONNX Runtime intra-op threads.",
-        "trials": "Timed runs (the most with --adaptive).",
-        "warmup": "Untimed warm-up runs.",
-        "graph": "next-token (published: LM head on the last position only) or logits.",
-        "opt_level": "ONNX Runtime graph optimization.",
-        "adaptive": "Stop timing once the mean's 95% CI is within --target-ci.",
-        "min_trials": "Runs before --adaptive may stop.",
-        "target_ci": "Relative CI half-width for --adaptive.",
-        "decode_context": "KV cache tokens of decode measurements.",
-    }, adaptive={"flags": "--adaptive/--fixed-runs"})  # fmt: skip
+    return options_for(d, list(d.HELP), adaptive={"flags": "--adaptive/--fixed-runs"})
 
 
 EXECUTOR: Group = {
@@ -145,14 +138,7 @@ CORPUS: Group = {
 
 def train_options(d: Any) -> dict[str, tuple[Any, Any]]:
     """TrainConfig's fields shared by train and proxy, with `d`'s defaults in --help."""
-    return options_for(d, {
-        "max_steps": "Optimizer steps.",
-        "batch_size": "Blocks per step per process.",
-        "seq_len": "Tokens per block.",
-        "lr": "Peak learning rate.",
-        "warmup_steps": "Linear warm-up steps.",
-        "seed": "Random seed.",
-    })  # fmt: skip
+    return options_for(d, ["max_steps", "batch_size", "seq_len", "lr", "warmup_steps", "seed"])
 
 
 def pick(params: Mapping[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:

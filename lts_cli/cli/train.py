@@ -26,12 +26,12 @@ from lts_cli.training import TrainConfig
 D = TrainConfig()
 TRAIN = train_options(D) | options_for(
     D,
-    {
-        "eval_every": "Steps between validation evaluations.",
-        "save_every": "Steps between checkpoints.",
-        "threads": "Torch threads (0: all cores).",
-    },
-)
+    ["eval_every", "eval_tokens", "final_eval", "eval_on_start", "test", "save_every", "save_minutes", "precision",
+     "max_time", "threads"],
+    eval_on_start={"flags": "--eval-on-start/--no-eval-on-start"},
+    test={"flags": "--test/--no-test"},
+    max_time={"metavar": "DURATION"},
+)  # fmt: skip
 
 
 @with_options(CORPUS, TRAIN)
@@ -44,6 +44,7 @@ def train(
     ),
     config: Optional[Path] = option("--config", "YAML/JSON training config (configs/train.yaml)."),
     name: Optional[str] = option("--name", "Model id.", "the architecture's id"),
+    tokens: Optional[int] = option("--tokens", "Training tokens (sets --max-steps).", min=1),
     restart: bool = typer.Option(False, "--restart", help="Discard an interrupted run or retrain a trained model."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     **given: Any,
@@ -53,7 +54,7 @@ def train(
     from lts_cli.training import is_main_process, train_reference
 
     changes = pick(given, TRAIN)
-    cfg = configure(TrainConfig, config, **changes)
+    cfg = configure(TrainConfig, config, **changes).for_tokens(tokens)
     corpus = CorpusOptions(**pick(given, CORPUS))
     watch = Watch("preparing data")
     try:
