@@ -2,9 +2,10 @@
 on the embedded corpus and a laptop's budget?
 
 `lts proxy --sample N` (architectures spread over 1M..20M non-embedding parameters, seq 128, batch
-4, the first 16 batches of the validation split), once per budget (`--steps`, 25 and 100 steps), each
-budget in a fresh workspace except for the token cache (about 45 minutes here: on 2 cores a step of
-even a 1-layer model takes ~1-2 s, most of it the 50257-wide LM head); then the throughput check,
+4, validation on a fixed sample of 8,192 tokens spread over the split, the same for every
+architecture), once per budget (`--steps`, 25 and 100 steps), each budget in a fresh workspace except
+for the token cache (on 2 cores a step of even a 1-layer model takes ~1-2 s, most of it the
+50257-wide LM head); then the throughput check,
 side by side: tokens/s of `lts train` of the smallest architecture, of `lts proxy` training it with
 the same settings, and of `lts train` again (the same code path, so they should agree within noise).
 """
@@ -31,7 +32,7 @@ def throughput(archs: list[dict[str, Any]], tokens: str, args: argparse.Namespac
     steps = args.steps[0]
     budget = ["--max-steps", str(steps), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size),
               "--warmup-steps", str(max(1, steps // 10)), "--config", args.config]  # fmt: skip
-    saves = ["--eval-every", str(steps + 1), "--save-every", str(max(1, steps // 4))]  # as lts proxy does
+    saves = ["--eval-every", str(steps + 1), "--save-every", str(steps)]  # as lts proxy does
     rates: dict[str, list[float]] = {"train": [], "proxy": []}
     for tool in ("train", "proxy", "train"):
         with tempfile.TemporaryDirectory() as home:
@@ -45,7 +46,8 @@ def throughput(archs: list[dict[str, Any]], tokens: str, args: argparse.Namespac
                 stdout, _, _, _ = run_lts(home, "train", refs[0], *budget, *saves, "--json")
                 rates["train"].append(json.loads(stdout)["tokens_per_second"])
             else:
-                stdout, _, _, _ = run_lts(home, "proxy", "--archs", ",".join(refs), *budget, "--json")
+                stdout, _, _, _ = run_lts(home, "proxy", "--archs", ",".join(refs), *budget[:-2], "--eval-tokens",
+                                          str(args.eval_tokens), "--json")  # fmt: skip
                 first = next(r for r in json.loads(stdout)["architectures"] if r["arch"] == smallest[0]["arch"])
                 rates["proxy"].append(first["tokens_per_second"])
     train = sum(rates["train"]) / len(rates["train"])
@@ -62,19 +64,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[25, 100])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--eval-batches", type=int, default=16, help="0: the whole validation and test splits")
+    parser.add_argument("--eval-tokens", type=int, default=8192, help="validation tokens (the same for all)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     common = ["--sample", str(args.sample), "--min-params", "1e6", "--max-params", "2e7",
               "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--json"]  # fmt: skip
     print(
-        f"lts proxy {' '.join(common)} (eval_batches {args.eval_batches}); budgets {args.steps} steps; load {load:.2f}"
+        f"lts proxy {' '.join(common)} (--eval-tokens {args.eval_tokens}); budgets {args.steps} steps; load {load:.2f}"
     )
     record: dict[str, Any] = {"load": load, "budgets": []}
     with tempfile.TemporaryDirectory() as tokens, tempfile.TemporaryDirectory() as scratch:
-        config = Path(scratch) / "eval.yaml"
-        config.write_text(f"eval_batches: {args.eval_batches}\n")
-        common += ["--config", str(config)]
+        config = Path(scratch) / "eval.yaml"  # lts train, in the throughput check: one final evaluation, the same
+        config.write_text(f"eval_tokens: {args.eval_tokens}\nfinal_eval: sample\n")
+        common += ["--eval-tokens", str(args.eval_tokens)]
         args.config = str(config)
         for steps in args.steps:
             with tempfile.TemporaryDirectory() as home:
@@ -84,7 +86,7 @@ def main() -> None:
                 )
             rep = json.loads(stdout)
             record["budgets"].append({"steps": steps, "wall_s": wall, "peak_rss_mib": peak, "report": rep})
-            print(f"\n{steps} steps per architecture: {wall:.0f} s, peak RSS {peak:.0f} MiB")
+            print(f"\n{steps} steps per architecture: {wall:.0f} s, peak RSS {peak:.0f} MiB; {rep.get('seconds')}")
             for p in rep["proxies"].values():
                 print(
                     f"  {p['label']:<36} Spearman {p['spearman']:+.3f} [{p['spearman_ci95'][0]:+.2f}, "

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lts_cli import folders, workspace
+from lts_cli import workspace
 from lts_cli.config import as_plain, from_mapping
 from lts_cli.corpus import Corpus
 from lts_cli.errors import ConfigError, LtsError, UsageError
@@ -121,7 +121,7 @@ def spread_sample(count: int, config: SearchConfig, seed: int = 0) -> list[Candi
     return [Candidate(a, a.archid) for a in sorted(chosen, key=lambda a: a.non_embedding_params)]
 
 
-EVAL_SHARE = 0.5  # the default validation sample: this share of the tokens each architecture trains on
+EVAL_SHARE = 0.25  # the default validation sample: this share of the tokens each architecture trains on
 
 
 def budget(base: TrainConfig, tokens: int | None = None, eval_tokens: int | None = None) -> TrainConfig:
@@ -200,7 +200,7 @@ def train_one(candidate: Candidate, corpus: Corpus, config: TrainConfig, on_even
     key = result_key(candidate.arch, corpus, config)
     root = workspace.ensure_home() / workspace.PROXY / "models"
     target = Resolved(candidate.arch, candidate.label, entry_for(candidate.arch))
-    result = train(target, config, corpus, name=key, on_event=on_event, models_root=root)
+    result = train(target, config, corpus, name=key, on_event=on_event, models_root=root, keep_model=False)
     m = result.metrics
     record = Trained(
         archid=candidate.arch.archid,
@@ -218,7 +218,6 @@ def train_one(candidate: Candidate, corpus: Corpus, config: TrainConfig, on_even
         seconds=m["seconds"],
     )
     workspace.atomic_write_json(_results_dir() / f"{key}.json", dataclasses.asdict(record))
-    folders.remove_folder(result.path)  # the weights: made here, not needed for the report
     return record
 
 

@@ -62,12 +62,15 @@ class Progress:
     work: Path | None
     clock: Clock
     save_minutes: float
+    save_at_end: bool = True
     first_step: int | None = None
     last_loss: float | None = None
     step_started: float = 0.0
     steps: int = 0
     last_save: float = field(default_factory=time.perf_counter)
     estimated: bool = False
+    substeps: int = 0  # micro-batches of the current step done
+    first_substep_s: float = 0.0
     evaluations: int = 0  # periodic ones, on the fixed sample
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -80,6 +83,19 @@ class Progress:
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step_started = time.perf_counter()
+        self.substeps = 0
+
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """A micro-batch of a step done: a step that takes minutes is estimated from its micro-batches
+        after the first (which warms up: allocations, page faults)."""
+        self.substeps += 1
+        elapsed = time.perf_counter() - self.step_started
+        if self.substeps == 1:
+            self.first_substep_s = elapsed
+        elif not self.estimated and self.clock.train + elapsed >= ESTIMATE_AFTER_S:
+            step_s = (elapsed - self.first_substep_s) / (self.substeps - 1) * args.gradient_accumulation_steps
+            micro = f"{self.substeps - 1} micro-batch(es) of {args.gradient_accumulation_steps} in the first step"
+            self._estimate(state.global_step, step_s, micro)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         now = time.perf_counter()
@@ -88,24 +104,28 @@ class Progress:
         step = state.global_step
         if step >= state.max_steps:
             control.should_evaluate = False  # lts evaluates once at the end itself, with the final budget
+            control.should_save = control.should_save and self.save_at_end
         elif now - self.last_save >= 60 * self.save_minutes:
             control.should_save = True
         rate = self.train_tokens_per_s() or 0.0
         loss = f"loss {self.last_loss:.3f}, " if self.last_loss is not None else ""
         self.emit(Event("step", done=step, label=f"step {step}: {loss}{rate:,.0f} tok/s", data=step))
         if not self.estimated and (self.steps >= ESTIMATE_AFTER_STEPS or self.clock.train >= ESTIMATE_AFTER_S):
-            self.estimated = True
-            self.emit(Event("estimate", self.estimate(state.global_step), data=self.clock.train / self.steps))
+            self._estimate(step, self.clock.train / self.steps, f"{self.steps} step(s)")
 
-    def estimate(self, step: int) -> str:
+    def _estimate(self, step: int, step_s: float, measured_on: str) -> None:
+        self.estimated = True
+        self.emit(Event("estimate", self.estimate(step, step_s, measured_on), data=step_s))
+
+    def estimate(self, step: int, step_s: float, measured_on: str) -> str:
         """The measured throughput and what the whole budget takes at it; a budget over a day gets the
         flags for one of an hour."""
-        b, step_s = self.budget, self.clock.train / self.steps
+        b = self.budget
         rate = b.tokens_per_step / step_s
         evals = (b.max_steps - step) // b.eval_every * b.eval_tokens / (EVAL_SPEEDUP * rate)
         whole = b.max_steps * step_s + evals
         line = (f"{rate:,.0f} training tokens/s here: {b.max_steps:,} steps of {b.tokens_per_step:,} tokens take "
-                f"about {describe_duration(whole)} (measured on {self.steps} step(s))")  # fmt: skip
+                f"about {describe_duration(whole)} (measured on {measured_on})")  # fmt: skip
         if whole > LONG_S and b.max_time is None:
             hour = steps_within(3600 * b.max_steps * step_s / whole, step_s)
             line += (f"; a budget of 1 h here: --max-steps {hour:,} (or --tokens {hour * b.tokens_per_step:,}, "
@@ -134,7 +154,8 @@ class Progress:
         if state.global_step == 0 and self.work is not None:
             workspace.atomic_write_json(self.work / "initial.json", {"val_loss": loss})
         self.evaluations += 1
-        line = f"step {state.global_step}: validation loss {loss:.4f}, perplexity {perplexity(loss):,.2f}"
+        line = (f"step {state.global_step}: validation loss {loss:.4f}, perplexity {perplexity(loss):,.2f} "
+                f"({self.budget.eval_tokens:,} tokens)")  # fmt: skip
         self.emit(Event("eval", line, data=loss))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -148,14 +169,16 @@ class Progress:
         return json.loads(path.read_text())["val_loss"] if path and path.is_file() else None
 
 
-def callback(emit: OnEvent, budget: Budget, work: Path | None, clock: Clock, save_minutes: float) -> Any:
+def callback(
+    emit: OnEvent, budget: Budget, work: Path | None, clock: Clock, save_minutes: float, save_at_end: bool = True
+) -> Any:
     """A `Progress` that is also a transformers TrainerCallback (transformers loads only to train)."""
     from transformers import TrainerCallback
 
     class Callback(Progress, TrainerCallback):
         pass
 
-    return Callback(emit, budget, work, clock, save_minutes)
+    return Callback(emit, budget, work, clock, save_minutes, save_at_end)
 
 
 def timed_trainer(clock: Clock) -> Callable[..., Any]:

@@ -194,13 +194,16 @@ def train(
     restart: bool = False,
     on_event: OnEvent | None = None,
     models_root: Path | None = None,
+    keep_model: bool = True,
 ) -> TrainResult:
     """Train `target.arch` on `corpus`; resumes an interrupted run of the same command by itself.
-    `models_root`: where the model folder goes (the workspace's models/ by default)."""
+    `models_root`: where the model folder goes (the workspace's models/ by default). Without
+    `keep_model` only the metrics are wanted (lts proxy): no model folder, no checkpoint at the end."""
     model_id = name or model_id_for(target)
     work = (models_root or workspace.models_dir()) / f".{model_id}.training"
     with workspace.in_use(token_folder(corpus), work):  # `lts cache prune` leaves them alone meanwhile
-        return _train(target, config, corpus, model_id, restart, on_event or (lambda event: None), models_root)
+        emit = on_event or (lambda event: None)
+        return _train(target, config, corpus, model_id, restart, emit, models_root, keep_model)
 
 
 def _train(
@@ -211,6 +214,7 @@ def _train(
     restart: bool,
     emit: OnEvent,
     models_root: Path | None,
+    keep_model: bool,
 ) -> TrainResult:
     import transformers
 
@@ -250,7 +254,8 @@ def _train(
     sample = train_eval.sample(tokens["validation"], config.seq_len, config.eval_tokens)
     budget = Budget(plan.max_steps, config.tokens_per_step, config.eval_every, len(sample) * config.seq_len,
                     config.max_time)  # fmt: skip
-    progress = train_progress.callback(emit, budget, work if rank == 0 else None, clock, config.save_minutes)
+    progress = train_progress.callback(emit, budget, work if rank == 0 else None, clock, config.save_minutes,
+                                       save_at_end=keep_model)  # fmt: skip
     trainer = trainer_class(
         model=train_plan.model(arch, config.dropout),
         args=train_plan.arguments(config, plan, work, world, eval_on_start=config.eval_on_start and checkpoint is None),
@@ -292,7 +297,10 @@ def _train(
     }
     if rank == 0:
         started = time.perf_counter()
-        _publish(trainer.model, arch, config, metrics, final, work, note)
+        if keep_model:
+            _publish(trainer.model, arch, config, metrics, final, work, note)
+        else:
+            folders.remove_folder(work, note)
         clock.other += time.perf_counter() - started
         metrics["seconds"] = clock.to_dict()
     result = TrainResult(model_id, final, metrics)

@@ -100,11 +100,11 @@ def test_a_month_long_budget_says_what_an_hour_is() -> None:
     30,000 steps take 1,800,000 s of stepping plus 59 periodic evaluations of 65,536 tokens at 3x the
     training rate (20 s each): 1,801,180 s, 21 days; an hour is floor(3600 x 1.8e6 / 1,801,180 / 60) = 59
     steps, 59 x 65,536 = 3,866,624 tokens."""
-    progress = Progress(lambda e: None, Budget(30000, 65536, 500, 65536), None, Clock(train=180.0), 10.0, steps=3)
-    line = progress.estimate(3)
+    progress = Progress(lambda e: None, Budget(30000, 65536, 500, 65536), None, Clock(), 10.0)
+    line = progress.estimate(3, 60.0, "3 steps")
     assert "1,092 training tokens/s here: 30,000 steps of 65,536 tokens take about 21 days" in line
     assert "--max-steps 59 (or --tokens 3,866,624, or --max-time 1h)" in line
-    short = Progress(lambda e: None, Budget(30, 64, 500, 65536), None, Clock(train=0.3), 10.0, steps=3).estimate(3)
+    short = Progress(lambda e: None, Budget(30, 64, 500, 65536), None, Clock(), 10.0).estimate(3, 0.1, "3 steps")
     assert "take about 3.0 s" in short and "--max-steps" not in short
 
 

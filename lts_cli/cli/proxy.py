@@ -29,7 +29,7 @@ SPACE = {
 RUN = {
     "tokens": (Optional[int], option("--tokens", "Training tokens per architecture (sets the steps).", min=1)),
     "eval_tokens": (Optional[int], option("--eval-tokens", "Validation tokens: one fixed sample for all.",
-                                          "half the training tokens, at most 65536", min=1)),
+                                          "a quarter of the training tokens, at most 65536", min=1)),
     "workers": (int, typer.Option(1, "--workers", min=1, help="Parallel trainings, each with its share of the cores.")),
 }  # fmt: skip
 
