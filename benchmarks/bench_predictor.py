@@ -34,7 +34,7 @@ def measure_sample(home: Path, count: int) -> list[tuple[Any, float]]:
     """Measure `count` random architectures with the search's default settings (cached in `home`)."""
     os.environ["LTS_HOME"] = str(home)
     from lts_cli.measurer import Measurer
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
     from lts_cli.store import open_store
 
     config = SearchConfig()
@@ -65,7 +65,7 @@ def summary(acc: Any, train: int) -> dict[str, Any]:
 
 def accuracy(rows: list[tuple[Any, float]]) -> dict[str, Any]:
     from lts_cli.predictor import fit, held_out
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
 
     settings = SearchConfig().measure.key("prefill")
     half = len(rows) // 2
@@ -113,7 +113,7 @@ def searches(generations: int, seeds: list[int]) -> dict[str, Any]:
         pair = {}
         for mode in ("plain", "screened"):
             flags = ["--generations", str(generations), "--seed", str(seed), "--no-plots", "--json"]
-            flags += ["--screen"] if mode == "screened" else []
+            flags += ["--screen"] if mode == "screened" else ["--no-screen"]
             with tempfile.TemporaryDirectory() as home:
                 stdout, wall, _, _ = run_lts(home, "search", *flags)
             s = json.loads(stdout)

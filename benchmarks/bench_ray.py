@@ -61,7 +61,7 @@ def search_overheads(repeats: int) -> dict[str, Any]:
 
 
 def sample(archs: int) -> list[Any]:
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
 
     config = SearchConfig()
     return random.Random(5).sample(config.space.within(config.min_params, 2e7), archs)
@@ -70,7 +70,7 @@ def sample(archs: int) -> list[Any]:
 def local(chosen: list[Any]) -> dict[str, Any]:
     from lts_cli.machine import fingerprint
     from lts_cli.measuring import measure
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
 
     settings, here = SearchConfig().measure, fingerprint()
     start = time.perf_counter()
@@ -85,7 +85,7 @@ def slots(count: int, chosen: list[Any]) -> dict[str, Any]:
 
     from lts_cli.distributed import BENCH
     from lts_cli.measurer import Failed, Measurer, Where
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
     from lts_cli.store import open_store
 
     config = SearchConfig()

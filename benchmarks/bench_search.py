@@ -33,6 +33,7 @@ from common import run_lts
 BUDGET = [
     "--generations", "4", "--init-models", "4", "--random-mix", "2", "--crossovers", "2",
     "--mutations-per-parent", "1", "--max-unseen", "6", "--seed", "1", "--seq-len", "1024", "--threads", "1",
+    "--no-screen",
 ]  # fmt: skip
 DECODE = ["--objectives", "non_embedding_params,decode_latency,onnx_memory"]
 ROOT = Path(__file__).parent.parent

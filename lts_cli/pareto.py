@@ -5,7 +5,10 @@ A maximized objective is handled by its sign (`to_minimization`), never by speci
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+
+import numpy as np
 
 Point = Sequence[float]
 
@@ -21,8 +24,18 @@ def dominates(a: Point, b: Point) -> bool:
 
 
 def pareto_front(points: Sequence[Point]) -> list[int]:
-    """Indices of the non-dominated points, in input order. Duplicates do not dominate each other."""
-    return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+    """Indices of the non-dominated points, in input order. Duplicates do not dominate each other.
+
+    Each point that is still a candidate removes every point it dominates (one vectorized pass per
+    survivor): what a removed point dominates, the point that removed it dominates too."""
+    if len(points) < 2:
+        return list(range(len(points)))
+    p = np.asarray(points, dtype=float)
+    keep = np.ones(len(p), dtype=bool)
+    for i in range(len(p)):
+        if keep[i]:
+            keep &= ~(np.all(p[i] <= p, axis=1) & np.any(p[i] < p, axis=1))
+    return [int(i) for i in np.flatnonzero(keep)]
 
 
 def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
@@ -44,7 +57,37 @@ def hypervolume(points: Sequence[Point], reference: Point) -> float:
     the few hundred points and three objectives of a search.
     """
     inside = [tuple(p) for p in points if all(x < r for x, r in zip(p, reference, strict=True))]
+    if len(reference) == 3:
+        return _hv3(inside, tuple(reference))
     return _hv(inside, tuple(reference))
+
+
+def _hv3(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
+    """Three objectives in O(n log n) (plus list inserts): sweep the third from best to worst, keeping
+    the 2-D staircase of the first two (x ascending, y descending) and its area up to date; each
+    new point adds the part of its rectangle the staircase did not cover yet."""
+    xs: list[float] = []
+    ys: list[float] = []
+    area = volume = 0.0
+    ordered = sorted(points, key=lambda p: p[2])
+    for k, (x, y, z) in enumerate(ordered):
+        i = bisect_right(xs, x)
+        if not (i > 0 and ys[i - 1] <= y):  # not covered by a staircase point at or left of x
+            j = i
+            while j < len(xs) and ys[j] >= y:
+                j += 1
+            # the new rectangle's uncovered part: between x and the first kept point right of it,
+            # under the staircase height h (stepping down at each removed point) and above y
+            h = ys[i - 1] if i > 0 else ref[1]
+            left = x
+            for m in range(i, j):
+                area += (xs[m] - left) * (h - y)
+                left, h = xs[m], ys[m]
+            area += ((xs[j] if j < len(xs) else ref[0]) - left) * (h - y)
+            xs[i:j], ys[i:j] = [x], [y]
+        upper = ordered[k + 1][2] if k + 1 < len(ordered) else ref[2]
+        volume += (upper - z) * area
+    return volume
 
 
 def _hv(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
@@ -52,6 +95,14 @@ def _hv(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
         return 0.0
     if len(ref) == 1:
         return ref[0] - min(p[0] for p in points)
+    if len(ref) == 2:  # a staircase: sweep the first objective, each step as deep as the best second so far
+        volume, best = 0.0, ref[1]
+        ordered = sorted(points)
+        for k, (x, y) in enumerate(ordered):
+            best = min(best, y)
+            upper = ordered[k + 1][0] if k + 1 < len(ordered) else ref[0]
+            volume += (upper - x) * (ref[1] - best)
+        return volume
     # Sweep the last objective from best to worst; between consecutive levels, the dominated slice
     # is the (d-1)-dimensional hypervolume of every point seen so far.
     ordered = sorted(points, key=lambda p: p[-1])

@@ -72,7 +72,12 @@ def write_plots(search: Search, state: SearchState) -> dict[str, bytes]:
         out[next(names)] = _png(fig, plt)
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    ax.plot([g.generation for g in state.log], [g.hypervolume for g in state.log], marker="o")
+    ax.plot([g.generation for g in state.log], [g.hypervolume for g in state.log], marker="o", label="measured front")
+    optimum = [(g.generation, g.optimum["hypervolume"]) for g in state.log if g.optimum and "hypervolume" in g.optimum]
+    if optimum:
+        xs, ys = [g for g, _ in optimum], [hv for _, hv in optimum]
+        ax.plot(xs, ys, marker="x", linestyle="--", label="predicted optimum of the space (predicted)")
+        ax.legend(loc="lower right")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume (normalized, reference point 1)")

@@ -240,6 +240,7 @@ class Screener:
     def __init__(self, measurer: Measurer) -> None:
         self.measurer = measurer
         self.models: dict[str, LatencyModel] = {}
+        self.exact: dict[str, dict[str, float]] = {}
 
     def fit(self, records: Sequence[Any]) -> dict[str, dict[str, float]]:
         m = self.measurer
@@ -256,9 +257,23 @@ class Screener:
         return out
 
     def predict(self, arch: Arch) -> dict[str, float]:
-        values = exact_values(arch, self.measurer.settings, self.measurer.objectives)
-        values |= {name: model.predict(arch) for name, model in self.models.items()}
-        return {name: values[name] for name in self.measurer.objectives}
+        return self.predict_many([arch])[0]
+
+    def predict_many(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        if not archs:
+            return []
+        out = [dict(self._exact(a)) for a in archs]
+        for name, model in self.models.items():
+            x = np.stack([features(a, model.kind, model.settings) for a in archs])
+            for values, latency in zip(out, x @ np.asarray(model.coef), strict=True):
+                values[name] = float(latency)
+        return [{name: values[name] for name in self.measurer.objectives} for values in out]
+
+    def _exact(self, arch: Arch) -> dict[str, float]:
+        """Exact values, computed once per architecture (a file size builds the graph: ~1 ms)."""
+        if arch.archid not in self.exact:
+            self.exact[arch.archid] = exact_values(arch, self.measurer.settings, self.measurer.objectives)
+        return self.exact[arch.archid]
 
 
 @dataclass(frozen=True)

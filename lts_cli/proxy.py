@@ -27,7 +27,7 @@ from lts_cli.config import as_plain, from_mapping
 from lts_cli.corpus import Corpus
 from lts_cli.errors import ConfigError, LtsError, UsageError
 from lts_cli.gallery import Resolved, entry_for
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 from lts_cli.space import Arch
 from lts_cli.training import TrainConfig
 from lts_cli.views import Event, JsonObject, OnEvent

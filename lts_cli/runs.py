@@ -23,7 +23,8 @@ from lts_cli import folders, results_csv, workspace
 from lts_cli import objectives as registry
 from lts_cli.config import as_plain, from_file
 from lts_cli.errors import LtsError
-from lts_cli.search import Search, SearchConfig
+from lts_cli.search import Search
+from lts_cli.search_config import EVOLUTION, SearchConfig
 from lts_cli.search_state import SearchState
 from lts_cli.space import ARCH_FIELDS, Arch
 from lts_cli.views import Block, JsonObject, Lines, Note, Table
@@ -120,7 +121,7 @@ class RunFolder:
         front = search.front(state)
         front_ids = {r.archid for r in front}
         self._write("results.csv", results_csv.results(search.config.objectives, state.records, front_ids).encode())
-        if search.config.screen:
+        if search.screens:
             self._write("screened.csv", results_csv.screened(search.config.objectives, state.screened).encode())
         pareto_dir = self.path / "pareto"
         pareto_dir.mkdir(exist_ok=True)
@@ -200,9 +201,19 @@ class RunSummary:
         return [
             Table(headers, rows, f"Pareto front of {d['name']} ({len(rows)} members, {d['status']})"),
             Lines([f"hypervolume per generation: {', '.join(f'{v:.4f}' for v in hv)}",
-                   f"{d['generations_done']}/{d['generations']} generations, {t['evaluated']} evaluated "
+                   *optimum_line(d["hypervolume"]), *([f"stopped: {d['stopped']}"] if d.get("stopped") else []),
+                   (f"{d['generations_done']}/{d['generations']} generations, " if d["generations"] else
+                    f"{d['generations_done']} rounds, ") + f"{t['evaluated']} evaluated "
                    f"({t['cached']} cached) in {t['search_wall_s']:.0f} s; outputs: {self.path}"]),
         ]  # fmt: skip
+
+
+def optimum_line(hv: JsonObject) -> list[str]:
+    """The front's share of the space's predicted optimum at the end, where it was predicted."""
+    shares, best = hv.get("share_of_predicted_optimum") or [None], hv.get("predicted_optimum_per_generation") or [None]
+    if shares[-1] is None:
+        return []
+    return [f"front at {shares[-1]:.1%} of the predicted optimum of the space (hypervolume {best[-1]:.4f}, predicted)"]
 
 
 def summary(name: str, search: Search, state: SearchState) -> JsonObject:
@@ -213,15 +224,21 @@ def summary(name: str, search: Search, state: SearchState) -> JsonObject:
         "name": name,
         "status": "finished" if state.finished else "incomplete",
         "generations_done": len(state.log),
-        "generations": search.config.generations,
+        "generations": search.config.generations if search.config.strategy == EVOLUTION else None,
         "objectives": {name: _describe(name) for name in search.config.objectives},
         "measure": asdict(search.config.measure),
         "front": front_rows(search, state),
+        "strategy": search.config.strategy,
+        "stopped": state.stopped,
         "hypervolume": {
             "per_generation": [g.hypervolume for g in state.log],
+            "predicted_optimum_per_generation": [(g.optimum or {}).get("hypervolume") for g in state.log],
+            "share_of_predicted_optimum": [(g.optimum or {}).get("share") for g in state.log],
             "reference_point": [1.0] * len(search.config.objectives),
             "normalization_bounds": state.bounds,
             "definition": "see Search.hypervolume: objectives divided by their bound for the space's largest arch",
+            "predicted_optimum": "predicted, not measured: the front of every architecture of the space, measured "
+            "values where measured, else exact parameters and file sizes with predicted latencies (whole_space.py)",
         },
         "generations_log": [asdict(g) for g in state.log],
         "timings": {
@@ -243,7 +260,7 @@ def summary(name: str, search: Search, state: SearchState) -> JsonObject:
             "model of this machine, measured only if it could join the measured front, at most screen_measure x a "
             "plain generation's count (generations_log.screening)",
         }
-        if search.config.screen
+        if search.screens
         else None,
         "machines": state.machines,
         "failed": [
@@ -282,7 +299,7 @@ class RunRow:
     problem: str | None = None  # a damaged run's
     objectives: tuple[str, ...] = ()
     generations_done: int = 0
-    generations: int = 0
+    generations: int = 0  # 0: as many as the whole-space strategy needs
     evaluated: int = 0
     pareto_size: int = 0
     hypervolume: float | None = None
@@ -297,7 +314,8 @@ class RunRow:
             return [self.name, "damaged", "-", "-", "-", "-", self.problem or ""]
         hv = f"{self.hypervolume:.4f}" if self.hypervolume is not None else "-"
         shorts = ",".join(registry.get(o).short for o in self.objectives)
-        return [self.name, self.status, f"{self.generations_done}/{self.generations}", str(self.evaluated),
+        done = f"{self.generations_done}/{self.generations}" if self.generations else str(self.generations_done)
+        return [self.name, self.status, done, str(self.evaluated),
                 str(self.pareto_size), hv, shorts]  # fmt: skip
 
 
@@ -333,7 +351,7 @@ def listing() -> Runs:
                 "finished" if state and state.finished else "incomplete",
                 objectives=tuple(config.objectives),
                 generations_done=summary.get("generations_done", 0),
-                generations=config.generations,
+                generations=config.generations if config.strategy == EVOLUTION else 0,
                 evaluated=len(state.records) if state else 0,
                 pareto_size=len(summary.get("front", [])),
                 hypervolume=(summary.get("hypervolume", {}).get("per_generation") or [None])[-1],

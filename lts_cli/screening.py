@@ -36,8 +36,23 @@ class Screener(Protocol):
         """Every chosen objective: exact ones computed, measured ones predicted."""
         ...
 
+    def predict_many(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
+        """`predict` for each (faster: exact values remembered, latencies as one product)."""
+        ...
 
-def _point(values: Values, objectives: Sequence[str], bounds: Mapping[str, float]) -> tuple[float, ...]:
+
+Fitted = dict[str, dict[str, float]] | str  # the models' summaries, or why there are none (too few measurements)
+
+
+def refit(screener: Screener, records: list[Record]) -> Fitted:
+    """The screener refitted on what is measured so far, or why it could not be."""
+    try:
+        return screener.fit(records)
+    except TooFewMeasurements as exc:
+        return str(exc)
+
+
+def point(values: Values, objectives: Sequence[str], bounds: Mapping[str, float]) -> tuple[float, ...]:
     """Normalized and minimized, as the search's hypervolume sees it."""
     out = []
     for name in objectives:
@@ -66,11 +81,11 @@ def select(
 ) -> list[int]:
     """Indices of the candidates to measure: optimistically not dominated by the measured `front`,
     at most `most`, those adding the most predicted hypervolume first."""
-    front_points = [_point(v, objectives, bounds) for v in front]
+    front_points = [point(v, objectives, bounds) for v in front]
     hopeful = [
         i
         for i, values in enumerate(candidates)
-        if not any(dominates(f, _point(optimistic(values, margins), objectives, bounds)) for f in front_points)
+        if not any(dominates(f, point(optimistic(values, margins), objectives, bounds)) for f in front_points)
     ]
     if len(hopeful) <= most:
         return hopeful
@@ -78,7 +93,7 @@ def select(
     base = hypervolume([front_points[i] for i in pareto_front(front_points)], reference)
 
     def gain(i: int) -> float:
-        points = [*front_points, _point(candidates[i], objectives, bounds)]
+        points = [*front_points, point(candidates[i], objectives, bounds)]
         return hypervolume([points[j] for j in pareto_front(points)], reference) - base
 
     return sorted(hopeful, key=lambda i: (-gain(i), i))[:most]
@@ -98,6 +113,7 @@ class Policy:
 def screen(
     policy: Policy,
     screener: Screener,
+    models: Fitted,
     state: SearchState,
     front: list[Record],
     population: list[Candidate],
@@ -109,14 +125,13 @@ def screen(
     assert state.bounds is not None
     plain = math.ceil(len(population) / policy.factor)
     most = max(1, round(plain * policy.measure))
-    try:
-        models = screener.fit(state.records)
-    except TooFewMeasurements as exc:  # not screened: a plain generation's worth, as a plain search would
+    if isinstance(models, str):  # not screened: a plain generation's worth, as a plain search would
         state.pending = population[:plain]
-        state.screening = {"proposed": len(population), "measured": plain, "not_screened": str(exc)}
+        state.screening = {"proposed": len(population), "measured": plain, "not_screened": models}
         return
-    for candidate in population:
-        candidate.predicted = screener.predict(Arch(**candidate.arch))
+    predictions = screener.predict_many([Arch(**c.arch) for c in population])
+    for candidate, predicted in zip(population, predictions, strict=True):
+        candidate.predicted = predicted
     margins = {name: stats["margin"] for name, stats in models.items()}
     chosen = select(
         [x.predicted or {} for x in population],

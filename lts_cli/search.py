@@ -33,17 +33,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from lts_cli import objectives as registry
-from lts_cli.config import at_least, positive
-from lts_cli.errors import ConfigError, LtsError, invalid
+from lts_cli.errors import LtsError
 from lts_cli.pareto import hypervolume, pareto_front, to_minimization
-from lts_cli.screening import Policy, Screener, prediction_errors, screen
+from lts_cli.screening import Fitted, Policy, Screener, prediction_errors, refit, screen
+from lts_cli.search_config import ENUMERABLE, EVOLUTION, WHOLE_SPACE, SearchConfig
 from lts_cli.search_state import Candidate, FailedCandidate, GenerationLog, Record, SearchState, rng_from, rng_state
-from lts_cli.settings import MeasureSettings
-from lts_cli.space import Arch, SearchSpace
+from lts_cli.space import Arch
+from lts_cli.views import JsonObject
+from lts_cli.whole_space import choose, optimum
 
 
 @dataclass
@@ -91,82 +92,13 @@ class Sequential:
             yield i, measured
 
 
-def _search_measure() -> MeasureSettings:
-    # The search stops timing an architecture once its mean is known to +-3% (95% CI), after at
-    # least 5 and at most 25 runs; benchmarks/bench_search.py measures how well that repeats.
-    return MeasureSettings(adaptive=True)
+@dataclass
+class Round:
+    """A whole-space round: the candidates chosen (none: draw `size` at random) and how."""
 
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """The Lightweight Transformer Search; defaults are the published ones (configs/search.yaml)."""
-
-    generations: int = 10
-    init_models: int = 10
-    mutations_per_parent: int = 1
-    crossovers: int = 5
-    random_mix: int = 5
-    max_unseen: int = 100
-    seed: int = 1
-    min_params: float = 1e6
-    max_params: float = 1e9
-    patience: int = 20
-    objectives: tuple[str, ...] = registry.DEFAULT
-    space: SearchSpace = field(default_factory=SearchSpace)
-    measure: MeasureSettings = field(default_factory=_search_measure)
-    screen: bool = False  # propose more, predict latency, measure only what could reach the front
-    screen_factor: int = 10  # proposals per generation, as a multiple of a plain generation's
-    screen_measure: float = 0.2  # measure at most this share of what a plain generation would
-    screen_explore: float = 0.1  # also measure this share (of those chosen) at random, for exploration
-
-    def __post_init__(self) -> None:
-        at_least(self, 1, "generations", "init_models", "max_unseen", "patience")
-        at_least(self, 0, "mutations_per_parent", "crossovers", "random_mix", "min_params")
-        positive(self, "max_params")
-        if self.generations > 1 and self.mutations_per_parent + self.crossovers + self.random_mix == 0:
-            raise ConfigError(
-                ["mutations_per_parent", "crossovers", "random_mix"],
-                "{0}, {1} and {2} are all 0: generations after the first would be empty",
-            )
-        if self.min_params > self.max_params:
-            raise ConfigError(
-                ["min_params", "max_params"],
-                f"{{0}} ({self.min_params:g}) is larger than {{1}} ({self.max_params:g})",
-            )
-        registry.check(self.objectives)
-        at_least(self, 2, "screen_factor")
-        if not 0 <= self.screen_explore <= 1:
-            raise invalid("screen_explore", "must be between 0 and 1", self.screen_explore)
-        if not 0 < self.screen_measure <= 1:
-            raise invalid("screen_measure", "must be greater than 0 and at most 1", self.screen_measure)
-        unpredictable = [
-            o for o in self.objectives if registry.get(o).kind == "measured" and o not in registry.PREDICTABLE
-        ]
-        if self.screen and unpredictable:
-            raise ConfigError(
-                ["screen", "objectives"],
-                f"{{0}} predicts latencies only, and {{1}} has {', '.join(unpredictable)}: drop it, or screening",
-            )
-        largest = self.space.extreme(largest=True)
-        for name in self.objectives:
-            if registry.get(name).unavailable(largest, self.measure):
-                raise ConfigError(
-                    ["measure.decode_context", "space.n_positions"],
-                    f"{{0}} ({self.measure.decode_context}) leaves no room for a new token within {{1}} "
-                    f"({self.space.n_positions}), which {name} needs",
-                )
-        if self.measure.seq_len > self.space.n_positions:
-            raise ConfigError(
-                ["measure.seq_len", "space.n_positions"],
-                f"{{0}} ({self.measure.seq_len}) exceeds {{1}} ({self.space.n_positions})",
-            )
-        if not self.space.feasible(self.min_params, self.max_params):
-            lo, hi = self.space.params_range()
-            raise ConfigError(
-                ["min_params", "max_params"],
-                f"no architecture of the search space has between {self.min_params:g} and {self.max_params:g} "
-                f"non-embedding parameters (the space spans {lo:,} to {hi:,}); widen {{0}}/{{1}}",
-            )
+    candidates: list[Candidate]
+    info: JsonObject
+    size: int
 
 
 class Search:
@@ -179,13 +111,22 @@ class Search:
         clock: Callable[[], float] = time.monotonic,
         screener: Screener | None = None,
     ) -> None:
-        if config.screen and screener is None:
-            raise LtsError("a screened search needs a latency model (a Screener)")
+        predicts = config.screen or config.strategy == WHOLE_SPACE
+        if predicts and screener is None:
+            raise LtsError("a screened or whole-space search needs a latency model (a Screener)")
         self.config = config
         self.space = config.space
         self.executor: Executor = evaluate if hasattr(evaluate, "map") else Sequential(evaluate, clock)
         self.clock = clock
-        self.screener = screener if config.screen else None
+        self.screener = screener
+        self.screens = config.screen and config.strategy == EVOLUTION
+        self._archs: list[Arch] | None = None
+
+    def whole_space(self) -> list[Arch] | None:
+        """Every architecture within the constraint (None: more than search_config.ENUMERABLE)."""
+        if self._archs is None and self.config.enumerable():
+            self._archs = self.config.whole_space()
+        return self._archs
 
     # ---- candidates ----------------------------------------------------------------------------
 
@@ -310,6 +251,7 @@ class Search:
             if state.bounds is None:
                 state.bounds = self._bounds(this_gen)
             front = self.front(state)
+            fitted = refit(self.screener, state.records) if self.screener is not None else "no latency model"
             entry = GenerationLog(
                 generation=state.generation,
                 evaluated=len(this_gen),
@@ -322,13 +264,16 @@ class Search:
                 if state.screening is None
                 else {**state.screening, "error": prediction_errors(this_gen)},
             )
+            entry.optimum = self._optimum(state, fitted)
             state.log = [g for g in state.log if g.generation != state.generation] + [entry]
-            if state.generation >= c.generations:
+            plan = self._plan_round(state, front, fitted) if c.strategy == WHOLE_SPACE else None
+            if isinstance(plan, str) or (c.strategy == EVOLUTION and state.generation >= c.generations):
                 state.finished = True  # nothing is built after the last generation
+                state.stopped = plan if isinstance(plan, str) else None
                 emit("generation_done", entry=entry)
                 break
             emit("generation_done", entry=entry)
-            self._next_generation(state, front)
+            self._next_generation(state, front, fitted, plan)
             emit("generation_ready")
         emit("finished")
         return state
@@ -369,11 +314,57 @@ class Search:
             if close is not None:
                 close()  # an interrupt: the executor abandons what is in flight
 
-    def _next_generation(self, state: SearchState, front: list[Record]) -> None:
+    def _optimum(self, state: SearchState, fitted: Fitted) -> JsonObject:
+        """The space's predicted optimum and the measured front's share of it, or why there is none."""
+        archs = self.whole_space()
+        if archs is None:
+            return {"skipped": f"not enumerable: more than {ENUMERABLE:,} architectures within the constraint"}
+        if self.screener is None or isinstance(fitted, str):
+            return {"skipped": fitted}
+        assert state.bounds is not None
+        measured = {r.archid: r.values for r in state.records}
+        others = self.screener.predict_many([a for a in archs if a.archid not in measured])
+        return asdict(optimum(list(measured.values()), others, self.config.objectives, state.bounds))
+
+    def _plan_round(self, state: SearchState, front: list[Record], fitted: Fitted) -> Round | str:
+        """The whole-space strategy's next round: the `round_size` unmeasured architectures adding the
+        most predicted hypervolume (optimistic within the margin; none chosen: too few measurements
+        for a model, a random round), or why the search stops. Changes nothing in `state`."""
+        c = self.config
+        left = c.max_measurements - len(state.records) if c.max_measurements else c.round_size
+        if left <= 0:
+            return f"reached --max-measurements ({c.max_measurements})"
+        done = {r.archid for r in state.records} | {x.archid for x in state.failed}
+        archs = [a for a in self.whole_space() or [] if a.archid not in done]
+        if not archs:
+            return "every architecture of the space is measured"
+        if isinstance(fitted, str):
+            return Round([], {"measured": min(c.round_size, left), "not_screened": fitted}, min(c.round_size, left))
+        assert self.screener is not None and state.bounds is not None
+        predictions = self.screener.predict_many(archs)
+        margins = {name: stats["margin"] for name, stats in fitted.items()}
+        fronts = [r.values for r in front]
+        enough = c.min_gain * self.hypervolume(state)
+        chosen = choose(predictions, fronts, c.objectives, state.bounds, margins, min(c.round_size, left))
+        chosen = [(i, gain) for i, gain in chosen if gain >= enough]
+        if not chosen:
+            return f"no unmeasured architecture is predicted to add --min-gain ({c.min_gain:g} x the hypervolume)"
+        nxt = state.generation + 1
+        picked = [Candidate(archs[i].to_dict(), nxt, predicted=predictions[i]) for i, _ in chosen]
+        info = {"predicted": len(archs), "measured": len(picked), "models": fitted, "gains": [g for _, g in chosen]}
+        return Round(picked, info, len(picked))
+
+    def _next_generation(self, state: SearchState, front: list[Record], fitted: Fitted, plan: Round | None) -> None:
         rng = rng_from(state.rng_state)
         c = self.config
         nxt = state.generation + 1
-        factor = c.screen_factor if self.screener else 1
+        if plan is not None:  # whole-space: planned before the generation was logged
+            seen = {r.archid for r in state.records} | {x.archid for x in state.failed}
+            state.pending = plan.candidates or self.sample(rng, plan.size, seen, nxt)
+            state.screening = plan.info
+            state.generation, state.rng_state = nxt, rng_state(rng)
+            return
+        factor = c.screen_factor if self.screens else 1
         seen = {r.archid for r in state.records} | {x.archid for x in state.screened + state.failed}
         crossed = self.crossovers(rng, front, seen, nxt, c.crossovers * factor)
         mutated = self.mutations(rng, front, seen | {x.archid for x in crossed}, nxt, c.mutations_per_parent * factor)
@@ -382,8 +373,9 @@ class Search:
         rng.shuffle(population)
         population = population[: c.max_unseen * factor]
         state.pending, state.screening = population, None
-        if self.screener is not None:
+        if self.screens:
+            assert self.screener is not None
             policy = Policy(c.objectives, c.screen_factor, c.screen_measure, c.screen_explore)
-            screen(policy, self.screener, state, front, population, rng)
+            screen(policy, self.screener, fitted, state, front, population, rng)
         state.generation = nxt
         state.rng_state = rng_state(rng)

@@ -49,6 +49,7 @@ class GenerationLog:
     new_on_front: list[str]
     seconds: float
     screening: JsonObject | None = None  # proposed, measured, the model and its error on this generation
+    optimum: JsonObject | None = None  # the space's predicted optimum (whole_space.Optimum), or why not
 
 
 @dataclass
@@ -65,6 +66,7 @@ class SearchState:
     screening: JsonObject | None = None  # how the pending generation was chosen
     failed: list[FailedCandidate] = field(default_factory=list)  # could not be evaluated, with the reason
     machines: JsonObject | None = None  # where it measures: {"fingerprints": [...], "target": label or None}
+    stopped: str | None = None  # why a whole-space search stopped
 
     def to_dict(self) -> JsonObject:
         return asdict(self)

@@ -13,7 +13,8 @@ from lts_cli.config import load
 from lts_cli.errors import LtsError
 from lts_cli.measurer import Where
 from lts_cli.runs import RunFolder, RunSummary, new_name, new_run_path, summary
-from lts_cli.search import Search, SearchConfig
+from lts_cli.search import Search
+from lts_cli.search_config import SearchConfig
 from lts_cli.search_state import GenerationLog, SearchState
 from lts_cli.views import Event, JsonObject, OnEvent
 
@@ -111,7 +112,7 @@ def execute(
         machines = {"fingerprints": measurer.fingerprints, "target": where.target}
         if job.state is not None:
             job.state.machines = same_machines(run.name, job.state.machines, machines)
-        search = Search(config, measurer, screener=Screener(measurer) if config.screen else None)
+        search = Search(config, measurer, screener=Screener(measurer))
 
         def handle(event: str, current: SearchState, data: dict[str, Any]) -> None:
             if event in ("arch_done", "arch_failed", "generation_ready"):
@@ -186,10 +187,15 @@ def describe(g: GenerationLog) -> str:
     new = ", ".join(a[:12] for a in g.new_on_front[:4]) + (" ..." if len(g.new_on_front) > 4 else "")
     line = (f"generation {g.generation}: evaluated {g.evaluated} ({g.cached} cached), Pareto {g.pareto_size}, "
             f"hypervolume {g.hypervolume:.4f}, new on front: {new or 'none'}, {g.seconds:.1f} s")  # fmt: skip
+    o = g.optimum or {}
+    if "share" in o:
+        line += f"; front at {o['share']:.1%} of the predicted optimum of the space ({o['hypervolume']:.4f})"
     s = g.screening
     if not s:
         return line
     if "not_screened" in s:
-        return line + f"; not screened (too few measurements for a latency model): {s['measured']} of {s['proposed']}"
+        return line + f"; not screened (too few measurements for a latency model): measured {s['measured']}"
     errors = ", ".join(f"{name} {e['median']:.1%} median, {e['p90']:.1%} p90" for name, e in s["error"].items())
-    return line + f"; screened: measured {s['measured']} of {s['proposed']} proposed; prediction error {errors or '-'}"
+    of = f"{s['proposed']} proposed" if "proposed" in s else f"{s['predicted']} predicted"
+    chose = f"{s['measured']} of {of}"
+    return line + f"; screened: measured {chose}; prediction error {errors or '-'}"

@@ -304,6 +304,16 @@ class SearchSpace:
             if d_model % n_head == 0
         ]
 
+    def count_within(self, min_params: float, max_params: float, stop: int | None = None) -> int:
+        """How many architectures `within` would list (counting stops at `stop`)."""
+        count = 0
+        for shape in self._shapes():
+            if min_params <= non_embedding_params(*shape) <= max_params:
+                count += sum(1 for h in self.n_head if shape[1] % h == 0)
+                if stop is not None and count >= stop:
+                    return count
+        return count
+
     def extreme(self, largest: bool) -> Arch:
         """The architecture with the most (or fewest) parameters in the space."""
         pick = max if largest else min

@@ -21,6 +21,7 @@ TINY_ARCH = {"n_layer": 1, "d_model": 32, "d_inner": 64, "n_head": 2, "n_positio
 QUICK = ["--seq-len", "64", "--batch-size", "8", "--warmup-steps", "5", "--lr", "5e-3"]
 # A search over tiny architectures: 3 generations of a few archs that measure in milliseconds.
 TINY_SEARCH = """
+screen: false  # the published procedure, every proposal timed (the screen has its own tests)
 generations: 3
 init_models: 3
 random_mix: 2

@@ -10,7 +10,7 @@ import yaml
 
 from lts_cli.config import load, load_mapping
 from lts_cli.errors import LtsError
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 from lts_cli.settings import MeasureSettings
 
 ROOT = Path(__file__).parent.parent

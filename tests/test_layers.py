@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).parent.parent / "lts_cli"
 # The layers of DESIGN.md, pure to heavy to CLI: a module may import its own layer and the ones above.
 LAYERS = {
     0: {"errors", "views", "space", "pareto", "config", "settings", "objectives", "search", "search_state", "screening",
-        "train_budget", "results_csv", "machine", "rankstats"},
+        "search_config", "whole_space", "train_budget", "results_csv", "machine", "rankstats"},
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
         "references", "sampling", "plots"},

@@ -14,7 +14,7 @@ from lts_cli import objectives as registry
 from lts_cli.errors import LtsError
 from lts_cli.gallery import find
 from lts_cli.plots import plot_names
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 from lts_cli.space import Arch
 from tests.conftest import TINY_ARCH, TINY_SEARCH, assert_user_error
 

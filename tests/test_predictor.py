@@ -13,7 +13,7 @@ import pytest
 
 from lts_cli import measurer, predictor, rankstats
 from lts_cli.errors import TooFewMeasurements
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 from lts_cli.space import Arch, SearchSpace
 from tests.conftest import assert_user_error, fake_measure, measurement
 

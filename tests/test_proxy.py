@@ -11,7 +11,7 @@ import pytest
 
 from lts_cli import proxy, rankstats
 from lts_cli.errors import ConfigError
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 from lts_cli.space import SearchSpace
 from lts_cli.views import Event
 from tests.conftest import assert_user_error

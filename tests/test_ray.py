@@ -20,7 +20,8 @@ from lts_cli.errors import LtsError
 from lts_cli.machine import fingerprint
 from lts_cli.measurer import Measurer, Where, evaluation
 from lts_cli.predictor import Screener
-from lts_cli.search import Measured, Search, SearchConfig
+from lts_cli.search import Measured, Search
+from lts_cli.search_config import SearchConfig
 from lts_cli.searching import same_machines
 from lts_cli.settings import Measurement, MeasureSettings
 from lts_cli.space import Arch, SearchSpace
@@ -32,6 +33,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 SPACE = SearchSpace(n_layer=(1, 2, 3), d_model=(32, 64, 96), d_inner=(32, 64, 128), n_head=(2,), n_positions=64)
 CONFIG = SearchConfig(
     space=SPACE,
+    screen=False,
     min_params=0,
     generations=3,
     init_models=6,
@@ -249,6 +251,7 @@ def test_executor_flags(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 TINY_SEARCH = """
+screen: false
 min_params: 0
 generations: 2
 init_models: 4

@@ -8,7 +8,8 @@ import zlib
 import pytest
 
 from lts_cli.errors import LtsError
-from lts_cli.search import Measured, Search, SearchConfig, SearchState
+from lts_cli.search import Measured, Search, SearchState
+from lts_cli.search_config import SearchConfig
 from lts_cli.space import Arch, SearchSpace, forward_flops
 
 
@@ -33,7 +34,7 @@ class FakeEvaluator:
 
 
 def small(**changes) -> SearchConfig:  # type: ignore[no-untyped-def]
-    base = {"generations": 4, "init_models": 4, "random_mix": 2, "crossovers": 2, "max_unseen": 6}
+    base = {"generations": 4, "init_models": 4, "random_mix": 2, "crossovers": 2, "max_unseen": 6, "screen": False}
     return SearchConfig(**{**base, **changes})
 
 

@@ -49,7 +49,7 @@ def proxy(
     from lts_cli.config import as_plain, from_file, load, load_mapping, updated
     from lts_cli.corpus import CorpusOptions
     from lts_cli.proxy_study import study
-    from lts_cli.search import SearchConfig
+    from lts_cli.search_config import SearchConfig
     from lts_cli.training import TrainConfig
 
     changes, chosen = pick(given, TRAIN), pick(given, SELECTION)

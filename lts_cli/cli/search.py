@@ -23,7 +23,7 @@ from lts_cli.cli.common import (
     where,
     with_options,
 )
-from lts_cli.search import SearchConfig
+from lts_cli.search_config import SearchConfig
 
 app = typer.Typer(
     help="Run the Lightweight Transformer Search: an evolutionary Pareto search over the chosen objectives "
@@ -41,10 +41,14 @@ SEARCH = options_for(D, {
     "seed": "Random seed.",
     "min_params": "Fewest non-embedding params allowed.",
     "max_params": "Most non-embedding params allowed.",
-    "screen": "Propose more, predict latency, measure only what could reach the front.",
-    "screen_factor": "With --screen: proposals per generation, x a plain one.",
-    "screen_measure": "With --screen: measure at most this share of a plain generation.",
-    "screen_explore": "With --screen: also measure this share of the chosen, at random.",
+    "strategy": "evolution (the published loop) or whole-space (predict all, measure the best).",
+    "screen": "Predict latency, measure only what could reach the front; --no-screen times every proposal.",
+    "screen_factor": "Screened: proposals per generation, x a plain one.",
+    "screen_measure": "Screened: measure at most this share of a plain generation.",
+    "screen_explore": "Screened: also measure this share of the chosen, at random.",
+    "round_size": "whole-space: architectures measured per round.",
+    "min_gain": "whole-space: stop below this predicted gain (share of the hypervolume).",
+    "max_measurements": "whole-space: stop after this many measured (0: no limit).",
 }, generations={"flags": ("--generations", "-g")}, screen={"flags": "--screen/--no-screen"}) | {
     "objectives": (Optional[str], option("--objectives", f"Comma-separated, from: {', '.join(registry.REGISTRY)}.",
                                          ",".join(D.objectives), metavar="LIST")),

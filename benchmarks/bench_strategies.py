@@ -1,0 +1,126 @@
+"""`make bench-search`: the three ways to search, each from an empty workspace, on this machine.
+
+For each seed (`--seeds`, default 1 2 3), one after another (nothing else should run meanwhile):
+  plain        `lts search --no-screen`: the published procedure, every proposal timed;
+  screened     `lts search`: the default, screened evolution;
+  whole-space  `lts search --strategy whole-space`;
+plus any `--variant NAME="FLAGS"` (e.g. screened40="--screen-measure 0.4"), all with `--seed S`.
+
+Every run is judged under one normalization, the plain run's bounds of that seed: the hypervolume
+of its final measured front, the architectures it measured, its wall time (the process, start to
+exit), and the search time at which its measured front first reached the plain run's final
+hypervolume (from each record's search wall time; "-" if never). The hypervolume is computed twice,
+by pareto.hypervolume's 3-D sweep and by the generic slicing recursion, as a check. The ratios to
+the plain run are per seed; the medians over seeds are printed last, and everything goes to
+benchmarks/results/strategies.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import run_lts
+
+RESULTS = Path(__file__).parent / "results"
+BASE = {"plain": ["--no-screen"], "screened": [], "whole-space": ["--strategy", "whole-space"]}
+
+
+def normalized(values: dict[str, float], names: list[str], bounds: dict[str, float]) -> tuple[float, ...]:
+    from lts_cli import objectives as registry
+
+    return tuple((1 - values[n] / bounds[n]) if registry.get(n).maximize else values[n] / bounds[n] for n in names)
+
+
+def front_hv(points: list[tuple[float, ...]], check: bool = False) -> float:
+    from lts_cli.pareto import _hv, hypervolume, pareto_front
+
+    front = [points[i] for i in pareto_front(points)]
+    hv = hypervolume(front, [1.0] * len(front[0])) if front else 0.0
+    if check and front:
+        inside = [p for p in front if all(x < 1 for x in p)]
+        assert abs(_hv(inside, tuple([1.0] * len(front[0]))) - hv) < 1e-9, "the two hypervolume algorithms disagree"
+    return hv
+
+
+def one_run(seed: int, flags: list[str]) -> dict[str, Any]:
+    """A search from an empty workspace: wall, what it measured, and its records (for judging later)."""
+    with tempfile.TemporaryDirectory() as home:
+        stdout, wall, peak, _ = run_lts(home, "search", "--seed", str(seed), "--no-plots", "--name", "b", "--json",
+                                        *flags)  # fmt: skip
+        state = json.loads((Path(home) / "runs" / "b" / "state.json").read_text())
+    summary = json.loads(stdout)
+    return {
+        "wall_s": wall,
+        "search_wall_s": summary["timings"]["search_wall_s"],
+        "measured": summary["timings"]["measured"],
+        "peak_rss_mib": peak,
+        "bounds": summary["hypervolume"]["normalization_bounds"],
+        "objectives": list(summary["objectives"]),
+        "share_of_predicted_optimum": summary["hypervolume"].get("share_of_predicted_optimum"),
+        "stopped": summary.get("stopped"),
+        "records": [(r["values"], r["walltime_s"]) for r in state["records"]],
+    }
+
+
+def judge(run: dict[str, Any], bounds: dict[str, float], names: list[str], target: float | None) -> dict[str, Any]:
+    points = [(normalized(v, names, bounds), t) for v, t in sorted(run["records"], key=lambda r: r[1])]
+    hv = front_hv([p for p, _ in points], check=True)
+    reached = None
+    if target is not None:  # the first record after which the measured front holds the target
+        for k in range(1, len(points) + 1):
+            if front_hv([p for p, _ in points[:k]]) >= target * (1 - 1e-9):
+                reached = points[k - 1][1]
+                break
+    shares = run["share_of_predicted_optimum"] or [None]
+    return {"hypervolume": hv, "reached_plain_at_s": reached, "final_share": shares[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    parser.add_argument("--variant", action="append", default=[], metavar='NAME="FLAGS"')
+    parser.add_argument("--skip", nargs="*", default=[], help="strategies of BASE not to run (not plain)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "strategies.json")
+    args = parser.parse_args()
+    variants = {k: v for k, v in BASE.items() if k not in args.skip}
+    variants |= {name: shlex.split(flags) for name, flags in (v.split("=", 1) for v in args.variant)}
+    rows: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        runs = {}
+        for name, flags in variants.items():
+            runs[name] = one_run(seed, flags)
+            r = runs[name]
+            print(f"seed {seed} {name:<12} {r['wall_s']:7.1f} s wall, {r['measured']:4d} measured", flush=True)
+        plain = runs["plain"]
+        bounds, names = plain["bounds"], plain["objectives"]
+        target = judge(plain, bounds, names, None)["hypervolume"]
+        for name, r in runs.items():
+            j = judge(r, bounds, names, target)
+            row = {"seed": seed, "strategy": name, "flags": variants[name],
+                   **{k: v for k, v in r.items() if k != "records"}, **j, "wall_ratio": r["wall_s"] / plain["wall_s"],
+                   "hypervolume_ratio": j["hypervolume"] / target}  # fmt: skip
+            rows.append(row)
+            at = f"{j['reached_plain_at_s']:.0f} s" if j["reached_plain_at_s"] is not None else "never"
+            share = f"{j['final_share']:.1%}" if j["final_share"] is not None else "-"
+            print(f"  {name:<12} hypervolume {j['hypervolume']:.4f} ({row['hypervolume_ratio']:.3f}x plain), "
+                  f"wall {row['wall_ratio']:.2f}x plain, reaches plain's hypervolume at {at}, "
+                  f"share of predicted optimum {share}, stopped: {r['stopped'] or '-'}", flush=True)  # fmt: skip
+        args.out.parent.mkdir(exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print("\nmedians over seeds (ratios per seed to the plain run of that seed):")
+    for name in variants:
+        mine = [r for r in rows if r["strategy"] == name]
+        print(f"  {name:<12} wall {statistics.median(r['wall_s'] for r in mine):7.1f} s "
+              f"({statistics.median(r['wall_ratio'] for r in mine):.2f}x), measured "
+              f"{statistics.median(r['measured'] for r in mine):.0f}, hypervolume "
+              f"{statistics.median(r['hypervolume_ratio'] for r in mine):.3f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
