@@ -5,6 +5,8 @@ For each seed (`--seeds`, default 1 2 3), one after another (nothing else should
   screened     `lts search`: the default, screened evolution;
   whole-space  `lts search --strategy whole-space`;
 plus any `--variant NAME="FLAGS"` (e.g. screened40="--screen-measure 0.4"), all with `--seed S`.
+The plain runs are kept (strategies.runs.json); `--reuse-plain` judges new variants against them
+instead of rerunning them (then the runs are not back to back: the output says so).
 
 Every run is judged under one normalization, the plain run's bounds of that seed: the hypervolume
 of its final measured front, the architectures it measured, its wall time (the process, start to
@@ -87,17 +89,26 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar='NAME="FLAGS"')
     parser.add_argument("--skip", nargs="*", default=[], help="strategies of BASE not to run (not plain)")
     parser.add_argument("--out", type=Path, default=RESULTS / "strategies.json")
+    parser.add_argument("--reuse-plain", action="store_true", help="judge against the plain runs kept last time")
     args = parser.parse_args()
     variants = {k: v for k, v in BASE.items() if k not in args.skip}
     variants |= {name: shlex.split(flags) for name, flags in (v.split("=", 1) for v in args.variant)}
     rows: list[dict[str, Any]] = []
+    kept = args.out.with_suffix(".runs.json")
+    earlier = json.loads(kept.read_text()) if args.reuse_plain and kept.exists() else {}
     for seed in args.seeds:
         runs = {}
         for name, flags in variants.items():
+            if name == "plain" and str(seed) in earlier:  # --reuse-plain: not back to back; say so
+                runs[name] = earlier[str(seed)]
+                print(f"seed {seed} plain        reused from {kept}", flush=True)
+                continue
             runs[name] = one_run(seed, flags)
             r = runs[name]
             print(f"seed {seed} {name:<12} {r['wall_s']:7.1f} s wall, {r['measured']:4d} measured", flush=True)
         plain = runs["plain"]
+        kept.parent.mkdir(exist_ok=True)
+        kept.write_text(json.dumps({**(json.loads(kept.read_text()) if kept.exists() else {}), str(seed): plain}))
         bounds, names = plain["bounds"], plain["objectives"]
         target = judge(plain, bounds, names, None)["hypervolume"]
         for name, r in runs.items():

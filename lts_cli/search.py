@@ -6,14 +6,20 @@ far, and builds the next population from one mutation per front member (`mutatio
 `max_unseen` (archai's EvolutionParetoSearch). Architectures outside the parameter constraint are
 rejected before any measurement, and an architecture already evaluated is never proposed again.
 
-With `screen` on (and a `Screener`: a latency model refitted after every generation), each
-generation after the first proposes `screen_factor` times as many candidates, scores them all with
+With `screen` on (the default; it needs a `Screener`: a latency model refitted after every
+generation), each generation after the first proposes `screen_factor` times as many candidates, scores them all with
 exact parameters and file sizes and predicted latencies, and measures only those that could join
 the measured front within the model's error margin, at most `screen_measure` of what a plain
 generation would measure (those adding the most predicted hypervolume), plus a small random share
 for exploration. The front, its hypervolume and every record
 stay measured; screened-out candidates are kept apart (`SearchState.screened`) and never proposed
 again.
+
+With a Screener and a space of at most `ENUMERABLE` architectures within the constraint, every
+generation also logs the space's predicted optimum and the measured front's share of it
+(whole_space.py). The `whole-space` strategy replaces the evolution after generation 1: each round
+measures the `round_size` unmeasured architectures adding the most predicted hypervolume, until
+none adds `min_gain` of it or `max_measurements` is reached (`SearchState.stopped` says which).
 
 All state lives in `SearchState`, which is plain data: after every architecture the caller may
 save it, and `run_search` continues from a saved state exactly where it stopped. Random draws

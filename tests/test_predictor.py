@@ -80,7 +80,7 @@ def test_timing_protocol_does_not_split_the_training_data() -> None:
 
 # ---- the screened search ------------------------------------------------------------------------
 
-SCREENED = ["--generations", "4", "--screen", "--no-plots", "--seq-len", "256"]
+SCREENED = ["--generations", "4", "--screen", "--no-plots", "--seq-len", "256", "--max-params", "5e6"]
 
 
 @pytest.fixture
