@@ -19,7 +19,9 @@ the baseline are per seed; the medians over seeds are printed last, and everythi
 benchmarks/results/strategies.json. On a shared machine the speed drifts between runs: the same
 generation 1 (same seed) timed 1.41x slower in one run than in the run before it. Each row says how
 much (generation 1's latency bound against the baseline's) and also judges each run under its own
-bounds, which a uniform slowdown does not move.
+bounds, which a uniform slowdown does not move. Last (unless --no-retime), every architecture on any
+run's final front is timed again, all together in one shuffled pass, and each run's front is judged
+on those times: the comparison that drift cannot bias. `--rejudge` reruns only the judging.
 """
 
 from __future__ import annotations
@@ -73,12 +75,12 @@ def one_run(seed: int, flags: list[str]) -> dict[str, Any]:
         "objectives": list(summary["objectives"]),
         "share_of_predicted_optimum": summary["hypervolume"].get("share_of_predicted_optimum"),
         "stopped": summary.get("stopped"),
-        "records": [(r["values"], r["walltime_s"]) for r in state["records"]],
+        "records": [(r["values"], r["walltime_s"], r["arch"]) for r in state["records"]],
     }
 
 
 def judge(run: dict[str, Any], bounds: dict[str, float], names: list[str], target: float | None) -> dict[str, Any]:
-    points = [(normalized(v, names, bounds), t) for v, t in sorted(run["records"], key=lambda r: r[1])]
+    points = [(normalized(v, names, bounds), t) for v, t, *_ in sorted(run["records"], key=lambda r: r[1])]
     hv = front_hv([p for p, _ in points], check=True)
     reached = None
     if target is not None:  # the first record after which the measured front holds the target
@@ -90,6 +92,52 @@ def judge(run: dict[str, Any], bounds: dict[str, float], names: list[str], targe
     return {"hypervolume": hv, "reached_baseline_at_s": reached, "final_share": shares[-1]}
 
 
+def front_archs(run: dict[str, Any], names: list[str], bounds: dict[str, float]) -> list[dict[str, Any]]:
+    """The architectures on a run's final measured front (runs kept before archs were: none)."""
+    from lts_cli.pareto import pareto_front
+
+    records = [r for r in run["records"] if len(r) == 3]
+    return [records[i][2] for i in pareto_front([normalized(v, names, bounds) for v, *_ in records])]
+
+
+def retime(runs: dict[str, dict[str, Any]], names: list[str], bounds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Every architecture on any run's final front, timed again in one shuffled pass (a fresh
+    workspace, no cache), so that the runs are compared on one state of the machine: runs made an
+    hour apart on a shared machine are not."""
+    import os
+    import random
+
+    from lts_cli.measurer import Measurer
+    from lts_cli.search_config import SearchConfig
+    from lts_cli.space import Arch
+    from lts_cli.store import open_store
+
+    archs = {a.archid: a for r in runs.values() for a in (Arch(**d) for d in front_archs(r, names, bounds))}
+    order = sorted(archs)
+    random.Random(0).shuffle(order)
+    print(f"  timing the {len(order)} architectures of the final fronts again, together", flush=True)
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["LTS_HOME"] = home
+        try:
+            with open_store() as store:
+                measurer = Measurer(SearchConfig().measure, names, store, use_cache=False)
+                return {i: dict(measurer.evaluate(archs[i]).values) for i in order}
+        finally:
+            del os.environ["LTS_HOME"]
+
+
+def retimed_hv(
+    run: dict[str, Any], values: dict[str, dict[str, float]], names: list[str], bounds: dict[str, float]
+) -> float | None:
+    """The hypervolume of a run's final front with every member's values as timed again."""
+    from lts_cli.space import Arch
+
+    members = front_archs(run, names, bounds)
+    if not members:
+        return None
+    return front_hv([normalized(values[Arch(**a).archid], names, bounds) for a in members])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
@@ -98,6 +146,8 @@ def main() -> None:
     parser.add_argument("--baseline", default="plain", help="the run whose bounds and hypervolume judge the others")
     parser.add_argument("--out", type=Path, default=RESULTS / "strategies.json")
     parser.add_argument("--reuse-plain", action="store_true", help="judge against the plain runs kept last time")
+    parser.add_argument("--no-retime", action="store_true", help="do not time the final fronts again together")
+    parser.add_argument("--rejudge", action="store_true", help="run nothing: judge the runs kept last time again")
     args = parser.parse_args()
     variants = {k: v for k, v in BASE.items() if k not in args.skip}
     if args.baseline not in variants and args.baseline not in (v.split("=", 1)[0] for v in args.variant):
@@ -105,10 +155,13 @@ def main() -> None:
     variants |= {name: shlex.split(flags) for name, flags in (v.split("=", 1) for v in args.variant)}
     rows: list[dict[str, Any]] = []
     kept = args.out.with_suffix(".runs.json")
-    earlier = json.loads(kept.read_text()) if args.reuse_plain and kept.exists() else {}
+    earlier = json.loads(kept.read_text()) if (args.reuse_plain or args.rejudge) and kept.exists() else {}
     for seed in args.seeds:
         runs = {}
         for name, flags in variants.items():
+            if args.rejudge:
+                runs[name] = earlier[str(seed)][name]
+                continue
             if name == "plain" and "plain" in earlier.get(str(seed), {}):  # --reuse-plain: not back to back
                 runs[name] = earlier[str(seed)]["plain"]
                 print(f"seed {seed} plain        reused from {kept}", flush=True)
@@ -122,6 +175,8 @@ def main() -> None:
         base = runs[args.baseline]
         bounds, names = base["bounds"], base["objectives"]
         target = judge(base, bounds, names, None)["hypervolume"]
+        again = None if args.no_retime else retime(runs, names, bounds)
+        target_again = retimed_hv(base, again, names, bounds) if again else None
         for name, r in runs.items():
             j = judge(r, bounds, names, target)
             # The same seed measures the same generation 1, so its latency bounds differ only by how fast
@@ -132,6 +187,8 @@ def main() -> None:
                    **{k: v for k, v in r.items() if k != "records"}, **j, "wall_ratio": r["wall_s"] / base["wall_s"],
                    "hypervolume_ratio": j["hypervolume"] / target, "machine_drift": drift,
                    "hypervolume_ratio_own_bounds": own}  # fmt: skip
+            hv_again = retimed_hv(r, again, names, bounds) if again else None
+            row["hypervolume_ratio_retimed"] = hv_again / target_again if hv_again and target_again else None
             rows.append(row)
             at = f"{j['reached_baseline_at_s']:.0f} s" if j["reached_baseline_at_s"] is not None else "never"
             share = f"{j['final_share']:.1%}" if j["final_share"] is not None else "-"
@@ -139,7 +196,8 @@ def main() -> None:
                   f"wall {row['wall_ratio']:.2f}x, measured {r['measured']}, "
                   f"reaches {args.baseline}'s hypervolume at {at}, "
                   f"share of predicted optimum {share}, stopped: {r['stopped'] or '-'}; generation 1 timed "
-                  f"{drift} {args.baseline}'s, hypervolume under own bounds {own:.3f}x", flush=True)  # fmt: skip
+                  f"{drift} {args.baseline}'s, hypervolume under own bounds {own:.3f}x, "
+                  f"fronts timed again together {ratio(row['hypervolume_ratio_retimed'])}", flush=True)  # fmt: skip
         args.out.parent.mkdir(exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"\nmedians over seeds (ratios per seed to the {args.baseline} run of that seed):")
@@ -149,7 +207,17 @@ def main() -> None:
               f"({statistics.median(r['wall_ratio'] for r in mine):.2f}x), measured "
               f"{statistics.median(r['measured'] for r in mine):.0f}, hypervolume "
               f"{statistics.median(r['hypervolume_ratio'] for r in mine):.3f}x "
-              f"(own bounds {statistics.median(r['hypervolume_ratio_own_bounds'] for r in mine):.3f}x)")  # fmt: skip
+              f"(own bounds {statistics.median(r['hypervolume_ratio_own_bounds'] for r in mine):.3f}x, "
+              f"timed again {ratio(median([r['hypervolume_ratio_retimed'] for r in mine]))})")  # fmt: skip
+
+
+def ratio(x: float | None) -> str:
+    return f"{x:.3f}x" if x is not None else "-"
+
+
+def median(xs: list[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return statistics.median(known) if known else None
 
 
 if __name__ == "__main__":
