@@ -12,8 +12,8 @@ seed on a 2-core machine).
 
 Every run is judged under one normalization, the baseline (plain) run's bounds of that seed: the
 hypervolume of its final measured front, the architectures it measured, its wall time (the
-process, start to exit), and the search time at which its measured front first reached the baseline's final
-hypervolume (from each record's search wall time; "-" if never). The hypervolume is computed twice,
+process, start to exit), and the search time at which its measured front first reached the
+baseline's final hypervolume (from each record's search wall time; "-" if never). The hypervolume is computed twice,
 by pareto.hypervolume's 3-D sweep and by the generic slicing recursion, as a check. The ratios to
 the baseline are per seed; the medians over seeds are printed last, and everything goes to
 benchmarks/results/strategies.json. On a shared machine the speed drifts between runs: the same
@@ -107,8 +107,9 @@ def front_archs(run: dict[str, Any], names: list[str], bounds: dict[str, float])
 
 def retime(runs: dict[str, dict[str, Any]], names: list[str], bounds: dict[str, float]) -> dict[str, dict[str, float]]:
     """Every architecture on any run's final front, timed again in one shuffled pass (a fresh
-    workspace, no cache), so that the runs are compared on one state of the machine: runs made an
-    hour apart on a shared machine are not."""
+    workspace, no cache), so that the runs are compared on one state of the machine: consecutive
+    runs on a shared machine are not. About 4 s an architecture here: 100-120 for screened and
+    whole-space fronts, several hundred more with a plain run's."""
     import os
     import random
 
