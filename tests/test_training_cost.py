@@ -101,8 +101,14 @@ def test_max_time_sets_the_steps(lts_home: Path, shared_tokens: None) -> None:
     m = _train(lts_home, "timed", events, max_steps=100000, max_time="6s", eval_tokens=256, final_eval="sample").metrics
     note = next(e.line for e in events if e.kind == "note" and "--max-time 6s" in (e.line or ""))
     assert f"{m['steps']:,} steps fit it here" in note
-    assert 1 <= m["steps"] < 100000
-    assert m["seconds"]["train"] < 6
+    assert 1 <= m["steps"] < 100000  # how long they took is the machine's business: no timing asserted here
+
+
+def test_max_time_steps_from_the_calibrated_step() -> None:
+    # 10 s less the 10% reserve is 9 s; at 0.5 s a step (the calibrator's answer), 17 steps fit (not 18:
+    # calibrating itself took a little of the 9 s)
+    plan = train_plan.make(TINY, TrainConfig(**QUICK, max_time="10s"), Path("/nonexistent"), 1, lambda plan: 0.5)
+    assert plan.max_steps == 17
 
 
 def test_max_time_that_fits_no_step() -> None:
