@@ -5,6 +5,8 @@ A maximized objective is handled by its sign (`to_minimization`), never by speci
 
 from __future__ import annotations
 
+import heapq
+import math
 from bisect import bisect_right
 from collections.abc import Sequence
 
@@ -114,3 +116,44 @@ def _hv(points: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
             front = [q[:-1] for q in ordered[: k + 1]]
             volume += depth * _hv(front, ref[:-1])
     return volume
+
+
+def contribution(p: Point, others: Sequence[Point], reference: Point) -> float:
+    """The hypervolume `p` adds to `others`: its box up to the reference less the part of it that
+    `others` already dominate."""
+    if any(x >= r for x, r in zip(p, reference, strict=True)):
+        return 0.0
+    box = math.prod(r - x for x, r in zip(p, reference, strict=True))
+    clipped = [tuple(max(a, b) for a, b in zip(q, p, strict=True)) for q in others]
+    if any(c == tuple(p) for c in clipped):  # dominated (or equalled) by one of them
+        return 0.0
+    inside = [c for c in clipped if all(x < r for x, r in zip(c, reference, strict=True))]
+    return box - hypervolume([inside[i] for i in pareto_front(inside)], reference)
+
+
+def greedy(points: Sequence[Point], base: Sequence[Point], reference: Point, most: int) -> list[tuple[int, float]]:
+    """Up to `most` (index, gain) of `points`, each adding the most hypervolume to `base` plus those
+    chosen before it, so that a choice is not `most` near-copies of one gain; points adding nothing
+    are left out.
+
+    Lazy: a point's gain only shrinks as the chosen set grows, so it is recomputed only when it
+    reaches the top of the queue."""
+    chosen_points = [base[i] for i in pareto_front(base)]
+    queue = []
+    for i, p in enumerate(points):
+        gain = contribution(p, chosen_points, reference)
+        if gain > 0:
+            queue.append((-gain, i))
+    heapq.heapify(queue)
+    chosen: list[tuple[int, float]] = []
+    while queue and len(chosen) < most:
+        _, i = heapq.heappop(queue)
+        gain = contribution(points[i], chosen_points, reference)
+        if gain <= 0:
+            continue
+        if queue and gain < -queue[0][0]:
+            heapq.heappush(queue, (-gain, i))  # stale: another may add more now
+            continue
+        chosen.append((i, gain))
+        chosen_points.append(points[i])
+    return chosen

@@ -1,6 +1,6 @@
 """A screened search's policy (pure): which predicted candidates are worth measuring, those whose
-optimistic prediction could join the measured Pareto front, best first by the hypervolume they would
-add, and how far the predictions were from the measurements that followed.
+optimistic prediction could join the measured Pareto front, chosen greedily by the hypervolume each
+adds to the front and to those chosen before it, and how far the predictions were from the measurements that followed.
 
 A measured objective is predicted with a relative error margin; the optimistic point moves each
 predicted value by its margin towards better. A candidate whose optimistic point is dominated by a
@@ -17,7 +17,7 @@ from typing import Protocol
 
 from lts_cli import objectives as registry
 from lts_cli.errors import TooFewMeasurements
-from lts_cli.pareto import dominates, hypervolume, pareto_front
+from lts_cli.pareto import greedy
 from lts_cli.rankstats import errors
 from lts_cli.search_state import Candidate, Record, SearchState
 from lts_cli.space import Arch
@@ -79,24 +79,13 @@ def select(
     margins: Mapping[str, float],
     most: int,
 ) -> list[int]:
-    """Indices of the candidates to measure: optimistically not dominated by the measured `front`,
-    at most `most`, those adding the most predicted hypervolume first."""
-    front_points = [point(v, objectives, bounds) for v in front]
-    hopeful = [
-        i
-        for i, values in enumerate(candidates)
-        if not any(dominates(f, point(optimistic(values, margins), objectives, bounds)) for f in front_points)
-    ]
-    if len(hopeful) <= most:
-        return hopeful
+    """Indices of the candidates to measure, at most `most`: those whose optimistic point adds
+    hypervolume to the measured `front` and to the candidates chosen before them, most first
+    (`pareto.greedy`). A candidate that only repeats the gain of one already chosen is not measured."""
     reference = [1.0] * len(objectives)
-    base = hypervolume([front_points[i] for i in pareto_front(front_points)], reference)
-
-    def gain(i: int) -> float:
-        points = [*front_points, point(candidates[i], objectives, bounds)]
-        return hypervolume([points[j] for j in pareto_front(points)], reference) - base
-
-    return sorted(hopeful, key=lambda i: (-gain(i), i))[:most]
+    base = [point(v, objectives, bounds) for v in front]
+    points = [point(optimistic(v, margins), objectives, bounds) for v in candidates]
+    return [i for i, _ in greedy(points, base, reference, most)]
 
 
 @dataclass(frozen=True)

@@ -9,28 +9,11 @@ and their ratio says how far a search is from the best the space allows (as far 
 
 from __future__ import annotations
 
-import heapq
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lts_cli.pareto import hypervolume, pareto_front
+from lts_cli.pareto import greedy, hypervolume, pareto_front
 from lts_cli.screening import Values, optimistic, point
-
-Point = tuple[float, ...]
-
-
-def contribution(p: Point, others: Sequence[Point], reference: Sequence[float]) -> float:
-    """The hypervolume `p` adds to `others` (normalized, minimized): its box up to the reference less
-    the part of it that `others` already dominate."""
-    if any(x >= r for x, r in zip(p, reference, strict=True)):
-        return 0.0
-    box = math.prod(r - x for x, r in zip(p, reference, strict=True))
-    clipped = [tuple(max(a, b) for a, b in zip(q, p, strict=True)) for q in others]
-    if any(c == p for c in clipped):  # dominated (or equalled) by one of them
-        return 0.0
-    inside = [c for c in clipped if all(x < r for x, r in zip(c, reference, strict=True))]
-    return box - hypervolume([inside[i] for i in pareto_front(inside)], reference)
 
 
 @dataclass(frozen=True)
@@ -73,29 +56,8 @@ def choose(
 ) -> list[tuple[int, float]]:
     """Up to `most` (index, predicted gain) of the candidates adding the most hypervolume to the
     measured `front`, each judged at its optimistic point (within the model's margin) and against the
-    front plus those already chosen, so that the round is not `most` near-copies of one gain.
-
-    Greedy and lazy: a candidate's gain only shrinks as the chosen set grows, so it is recomputed
-    only when it reaches the top of the queue."""
+    front plus those already chosen (`pareto.greedy`)."""
     reference = [1.0] * len(objectives)
     base = [point(v, objectives, bounds) for v in front]
-    base = [base[i] for i in pareto_front(base)]
     points = [point(optimistic(v, margins), objectives, bounds) for v in candidates]
-    queue = []
-    for i, p in enumerate(points):
-        gain = contribution(p, base, reference)
-        if gain > 0:
-            queue.append((-gain, i))
-    heapq.heapify(queue)
-    chosen: list[tuple[int, float]] = []
-    while queue and len(chosen) < most:
-        _, i = heapq.heappop(queue)
-        gain = contribution(points[i], base, reference)
-        if gain <= 0:
-            continue
-        if queue and gain < -queue[0][0]:
-            heapq.heappush(queue, (-gain, i))  # stale: another may add more now
-            continue
-        chosen.append((i, gain))
-        base.append(points[i])
-    return chosen
+    return greedy(points, base, reference, most)

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import pytest
 
 from lts_cli.errors import ConfigError, TooFewMeasurements
-from lts_cli.pareto import _hv, hypervolume, pareto_front
+from lts_cli.pareto import _hv, contribution, hypervolume, pareto_front
+from lts_cli.screening import select
 from lts_cli.search import Search, SearchState
 from lts_cli.search_config import SearchConfig
 from lts_cli.search_state import Record
 from lts_cli.space import Arch, SearchSpace
-from lts_cli.whole_space import choose, contribution, optimum
+from lts_cli.whole_space import choose, optimum
 from tests.test_search import FakeEvaluator
 
 SPACE = SearchSpace(n_layer=(1, 2, 3, 4), d_model=(64, 128, 192, 256), d_inner=(64, 128, 256, 512), n_head=(2, 4))
@@ -87,6 +88,23 @@ def test_greedy_choice_matches_recomputing_every_gain() -> None:
         base.append(candidates[best])
     assert [i for i, _ in got] == chosen
     assert [g for _, g in got] == sorted((g for _, g in got), reverse=True)
+
+
+def test_the_screen_measures_one_of_two_copies_and_what_lies_within_the_margin() -> None:
+    bounds = {"non_embedding_params": 1.0, "onnx_latency": 1.0, "onnx_memory": 1.0}
+
+    def values(params: float, latency: float, memory: float) -> dict[str, float]:
+        return {"non_embedding_params": params, "onnx_latency": latency, "onnx_memory": memory}
+
+    front = [values(0.5, 0.5, 0.5)]
+    copy = values(0.9, 0.2, 0.5)  # adds 0.4 x 0.8 x 0.5 - 0.4 x 0.5 x 0.5 = 0.06 (by hand)
+    other = values(0.3, 0.1, 0.5)  # adds 0.3 x 0.9 x 0.5 - the part under the copy's box
+    behind = values(0.5, 0.55, 0.5)  # dominated as predicted, not 20% better in latency
+    candidates = [copy, copy, other]
+    assert select(candidates, front, OBJECTIVES, bounds, {}, 3) == [0, 2]  # one copy only
+    assert select(candidates, front, OBJECTIVES, bounds, {}, 1) == [0]
+    assert select([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.2}, 4) == [0]
+    assert select([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.05}, 4) == []
 
 
 def test_the_optimum_holds_the_measured_front() -> None:
