@@ -80,7 +80,10 @@ class RunFolder:
         try:
             return SearchState.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
         except (ValueError, KeyError, TypeError, LtsError) as exc:
-            raise LtsError(f"{path} is damaged ({exc}); this run cannot be resumed, start a new one") from exc
+            raise LtsError(
+                f"{path} is damaged ({exc}); this run cannot be resumed: start a new one "
+                f"(`lts search rm {self.name}` removes this one, keeping any file of yours)"
+            ) from exc
 
     def summary(self) -> JsonObject | None:
         path = self.path / "summary.json"

@@ -83,6 +83,9 @@ def test_every_listing_shows_the_rest(run_cli, damaged_workspace: Path) -> None:
     assert by_id["good-model"]["val_perplexity"] == 12.5 and by_id["bad-model"]["val_perplexity"] is None
     no_traceback(runs := run_cli("search", "list"))
     assert "good" in runs.stdout and "bad-state" in runs.stdout and "damaged" in runs.stdout
+    resumed = run_cli("search", "--resume", "bad-state")
+    assert resumed.exit_code == 1 and "Traceback" not in resumed.stderr
+    assert "state.json is damaged" in resumed.stderr and "`lts search rm bad-state` removes this one" in resumed.stderr
     no_traceback(run_cli("cache"))
     report = run_cli("cache", "check", "--json")
     no_traceback(report)
