@@ -29,7 +29,7 @@ lint: install
 	@# a module over 400 lines has a second job in it: split it (DESIGN.md)
 	$(BIN)/python -c "import pathlib, sys; big = [f'{p}: {len(p.read_text().splitlines())} lines' for p in sorted(pathlib.Path('lts_cli').rglob('*.py')) if len(p.read_text().splitlines()) > 400]; sys.exit('modules over 400 lines: ' + ', '.join(big) if big else 0)"
 
-bench: bench-profile bench-search bench-search-overhead bench-generate bench-predictor bench-ray bench-proxy bench-train
+bench: bench-profile bench-search bench-search-overhead bench-generate bench-predictor bench-ray bench-proxy bench-train bench-published
 
 bench-profile: install
 	$(BIN)/python benchmarks/bench_profile.py

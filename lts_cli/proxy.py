@@ -126,10 +126,10 @@ EVAL_SHARE = 0.25  # the default validation sample: this share of the tokens eac
 
 def budget(base: TrainConfig, tokens: int | None = None, eval_tokens: int | None = None) -> TrainConfig:
     """The training config of a proxy run: `tokens` (if given) sets the steps. One evaluation, at the
-    end, on the same fixed validation sample for every architecture: `eval_tokens`, by default half
-    the tokens each trains on (at most the periodic sample of `lts train`), so evaluating costs a
-    small share of training. No test split, no start evaluation; a checkpoint at the end and every
-    `save_minutes`, so an interrupt loses little."""
+    end, on the same fixed validation sample for every architecture: `eval_tokens`, by default a
+    quarter of the tokens each trains on (EVAL_SHARE; at most the periodic sample of `lts train`), so
+    evaluating costs a small share of training. No test split, no start evaluation; a checkpoint every
+    `save_minutes` (none at the end: the weights are dropped), so an interrupt loses little."""
     steps = base.max_steps if tokens is None else max(1, math.ceil(tokens / (base.batch_size * base.seq_len)))
     trained = steps * base.batch_size * base.seq_len
     if eval_tokens is None:

@@ -138,9 +138,10 @@ class TrainResult:
     def view(self) -> list[Block]:
         m = self.metrics
         lines = []
-        if m["initial_val_perplexity"] is not None:
-            lines.append(f"  validation perplexity untrained  {m['initial_val_perplexity']:,.1f}")
         evaluated = m["evaluated_tokens"]
+        if m["initial_val_perplexity"] is not None:
+            lines.append(f"  validation perplexity untrained  {m['initial_val_perplexity']:,.1f} "
+                         f"({evaluated.get('initial_validation', 0):,} tokens)")  # fmt: skip
         lines.append(f"  validation loss {m['val_loss']:.4f}, perplexity {m['val_perplexity']:,.2f} "
                      f"({evaluated['validation']:,} tokens)")  # fmt: skip
         if m["test_loss"] is not None:
@@ -268,6 +269,8 @@ def _train(
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     losses, evaluated = train_eval.final(trainer, tokens, config, plan, progress, emit)
     initial = progress.initial_val_loss()
+    if initial is not None:  # on the periodic evaluations' sample
+        evaluated = {"initial_validation": len(sample) * config.seq_len, **evaluated}
     trained_steps = plan.max_steps - (progress.first_step or 0)
     step_s = clock.train / max(1, progress.steps)
     metrics = {
