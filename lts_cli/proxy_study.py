@@ -123,7 +123,8 @@ def report(candidates: Sequence[Candidate], results: Sequence[Trained], seq_len:
     )
     table = [
         {"archid": r.archid, "label": r.label, "arch": r.arch, "val_perplexity": r.val_perplexity,
-         "tokens_per_second": r.tokens_per_second, **{name: values[i] for name, values in proxies.items()}}
+         "tokens_per_second": r.tokens_per_second, "evaluated_tokens": r.evaluated_tokens,
+         **{name: values[i] for name, values in proxies.items()}}
         for i, r in enumerate(results)
     ]  # fmt: skip
     return Report(verdict, rows, table, first.train, first.corpus)

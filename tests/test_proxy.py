@@ -121,6 +121,13 @@ def test_a_tiny_proxy_run_caches_and_resumes(
     main = report["proxies"]["non_embedding_params"]
     assert -1 <= main["spearman"] <= 1 and main["top_k"] == 1 and "Spearman" in report["verdict"]
     assert Path(report["folder"], "proxy.png").read_bytes()[:4] == b"\x89PNG"
+    # each evaluated once, on one sample for all; the wall time split by what it went to
+    assert len({row["evaluated_tokens"] for row in report["architectures"]}) == 1
+    assert report["architectures"][0]["evaluated_tokens"] > 0
+    seconds = report["seconds"]
+    assert set(seconds) == {"training steps", "evaluating", "checkpointing", "tokenizing", "other"}
+    assert seconds["training steps"] > 0 and seconds["evaluating"] > 0 and min(seconds.values()) >= 0
+    assert sum(seconds.values()) == pytest.approx(report["wall_s"], rel=1e-6)
     assert not list((lts_home / "proxy" / "models").glob("[!.]*"))  # the weights are not kept
     again = run_cli("proxy", "--sample", "4", "--space", str(space), *quick)
     assert again.exit_code == 0 and len(trained) == 5 and "4 of 4 already trained" in again.stderr
