@@ -4,7 +4,7 @@ For each seed (`--seeds`, default 1 2 3), one after another (nothing else should
   plain        `lts search --no-screen`: the published procedure, every proposal timed;
   screened     `lts search`: the default, screened evolution;
   whole-space  `lts search --strategy whole-space`;
-plus any `--variant NAME="FLAGS"` (e.g. screened40="--screen-measure 0.4"), all with `--seed S`.
+plus any `--variant NAME="FLAGS"` (e.g. screened20="--screen-measure 0.2"), all with `--seed S`.
 Every run is kept with its records (strategies.runs.json); `--reuse-plain` judges the others against
 the plain runs kept there instead of rerunning them (then not back to back: the output says so).
 `--baseline screened --skip plain` judges against the screened run instead (no plain run: an hour a

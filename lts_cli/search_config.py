@@ -41,7 +41,7 @@ class SearchConfig:
     strategy: Literal["evolution", "whole-space"] = "evolution"  # whole-space: predict all, measure the best
     screen: bool = True  # evolution: propose more, predict latency, measure only what could reach the front
     screen_factor: int = 10  # proposals per generation, as a multiple of a plain generation's
-    screen_measure: float = 0.2  # measure at most this share of what a plain generation would
+    screen_measure: float = 0.4  # measure at most this share of what a plain generation would
     screen_explore: float = 0.1  # also measure this share (of those chosen) at random, for exploration
     round_size: int = 10  # whole-space: architectures measured per round
     min_gain: float = 0.001  # whole-space: stop once the best predicted gain is below this share of the hypervolume
