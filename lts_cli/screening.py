@@ -71,21 +71,22 @@ def optimistic(values: Values, margins: Mapping[str, float]) -> dict[str, float]
     return out
 
 
-def select(
+def choose(
     candidates: Sequence[Values],
     front: Sequence[Values],
     objectives: Sequence[str],
     bounds: Mapping[str, float],
     margins: Mapping[str, float],
     most: int,
-) -> list[int]:
-    """Indices of the candidates to measure, at most `most`: those whose optimistic point adds
-    hypervolume to the measured `front` and to the candidates chosen before them, most first
-    (`pareto.greedy`). A candidate that only repeats the gain of one already chosen is not measured."""
+) -> list[tuple[int, float]]:
+    """Up to `most` (index, predicted gain) of the candidates, each adding the most hypervolume at its
+    optimistic point (within the model's margin) to the measured `front` and to those chosen before
+    it (`pareto.greedy`): a candidate that only repeats the gain of one already chosen is left out.
+    The screen and the whole-space strategy both choose this way."""
     reference = [1.0] * len(objectives)
     base = [point(v, objectives, bounds) for v in front]
     points = [point(optimistic(v, margins), objectives, bounds) for v in candidates]
-    return [i for i, _ in greedy(points, base, reference, most)]
+    return greedy(points, base, reference, most)
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,17 @@ def screen(
     for candidate, predicted in zip(population, predictions, strict=True):
         candidate.predicted = predicted
     margins = {name: stats["margin"] for name, stats in models.items()}
-    chosen = select(
-        [x.predicted or {} for x in population],
-        [r.values for r in front],
-        policy.objectives,
-        state.bounds,
-        margins,
-        most,
-    )
+    chosen = [
+        i
+        for i, _ in choose(
+            [x.predicted or {} for x in population],
+            [r.values for r in front],
+            policy.objectives,
+            state.bounds,
+            margins,
+            most,
+        )
+    ]
     rest = [i for i in range(len(population)) if i not in set(chosen)]
     explore = sorted(rng.sample(rest, min(len(rest), math.ceil(policy.explore * max(len(chosen), 1)))))
     keep = set(chosen) | set(explore)

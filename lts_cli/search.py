@@ -45,12 +45,12 @@ from typing import Any, Protocol
 from lts_cli import objectives as registry
 from lts_cli.errors import LtsError
 from lts_cli.pareto import hypervolume, pareto_front, to_minimization
-from lts_cli.screening import Fitted, Policy, Screener, prediction_errors, refit, screen
+from lts_cli.screening import Fitted, Policy, Screener, choose, prediction_errors, refit, screen
 from lts_cli.search_config import ENUMERABLE, EVOLUTION, WHOLE_SPACE, SearchConfig
 from lts_cli.search_state import Candidate, FailedCandidate, GenerationLog, Record, SearchState, rng_from, rng_state
 from lts_cli.space import Arch
 from lts_cli.views import JsonObject
-from lts_cli.whole_space import choose, optimum
+from lts_cli.whole_space import optimum
 
 
 @dataclass

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from lts_cli.pareto import greedy, hypervolume, pareto_front
-from lts_cli.screening import Values, optimistic, point
+from lts_cli.pareto import hypervolume, pareto_front
+from lts_cli.screening import Values, point
 
 
 @dataclass(frozen=True)
@@ -44,20 +44,3 @@ def optimum(
     reached = hypervolume([mine[i] for i in pareto_front(mine)], reference)
     share = reached / best if best > 0 else 1.0
     return Optimum(best, share, len(front), sum(1 for i in front if i >= len(mine)))
-
-
-def choose(
-    candidates: Sequence[Values],
-    front: Sequence[Values],
-    objectives: Sequence[str],
-    bounds: Mapping[str, float],
-    margins: Mapping[str, float],
-    most: int,
-) -> list[tuple[int, float]]:
-    """Up to `most` (index, predicted gain) of the candidates adding the most hypervolume to the
-    measured `front`, each judged at its optimistic point (within the model's margin) and against the
-    front plus those already chosen (`pareto.greedy`)."""
-    reference = [1.0] * len(objectives)
-    base = [point(v, objectives, bounds) for v in front]
-    points = [point(optimistic(v, margins), objectives, bounds) for v in candidates]
-    return greedy(points, base, reference, most)

@@ -11,12 +11,12 @@ import pytest
 
 from lts_cli.errors import ConfigError, TooFewMeasurements
 from lts_cli.pareto import _hv, contribution, hypervolume, pareto_front
-from lts_cli.screening import select
+from lts_cli.screening import choose
 from lts_cli.search import Search, SearchState
 from lts_cli.search_config import SearchConfig
 from lts_cli.search_state import Record
 from lts_cli.space import Arch, SearchSpace
-from lts_cli.whole_space import choose, optimum
+from lts_cli.whole_space import optimum
 from tests.test_search import FakeEvaluator
 
 SPACE = SearchSpace(n_layer=(1, 2, 3, 4), d_model=(64, 128, 192, 256), d_inner=(64, 128, 256, 512), n_head=(2, 4))
@@ -101,10 +101,10 @@ def test_the_screen_measures_one_of_two_copies_and_what_lies_within_the_margin()
     other = values(0.3, 0.1, 0.5)  # adds 0.3 x 0.9 x 0.5 - the part under the copy's box
     behind = values(0.5, 0.55, 0.5)  # dominated as predicted, not 20% better in latency
     candidates = [copy, copy, other]
-    assert select(candidates, front, OBJECTIVES, bounds, {}, 3) == [0, 2]  # one copy only
-    assert select(candidates, front, OBJECTIVES, bounds, {}, 1) == [0]
-    assert select([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.2}, 4) == [0]
-    assert select([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.05}, 4) == []
+    assert [i for i, _ in choose(candidates, front, OBJECTIVES, bounds, {}, 3)] == [0, 2]  # one copy only
+    assert [i for i, _ in choose(candidates, front, OBJECTIVES, bounds, {}, 1)] == [0]
+    assert [i for i, _ in choose([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.2}, 4)] == [0]
+    assert choose([behind], front, OBJECTIVES, bounds, {"onnx_latency": 0.05}, 4) == []
 
 
 def test_the_optimum_holds_the_measured_front() -> None:
