@@ -22,6 +22,8 @@ much (generation 1's latency bound against the baseline's) and also judges each 
 bounds, which a uniform slowdown does not move. Last (unless --no-retime), every architecture on any
 run's final front is timed again, all together in one shuffled pass, and each run's front is judged
 on those times: the comparison that drift cannot bias. `--rejudge` reruns only the judging.
+A whole-space run beside a screened one also says what kept it from the screened front's members
+it did not measure: the latency model's error beyond its margin, or a rank below what it measured.
 """
 
 from __future__ import annotations
@@ -144,6 +146,41 @@ def retimed_hv(
     return front_hv([normalized(values[Arch(**a).archid], names, bounds) for a in members])
 
 
+def what_limited(
+    mine: dict[str, Any], other: dict[str, Any], names: list[str], bounds: dict[str, float]
+) -> dict[str, Any]:
+    """Why a whole-space run's front falls short of another run's: the other front's members it never
+    measured, the hypervolume they would have added to its front, and, for each, whether the latency
+    model fitted on everything the run measured predicted it slower than measured by more than the
+    model's margin (the model's error) or within it (the margin and the measurement budget: ranked
+    below the architectures it measured)."""
+    from lts_cli import objectives as registry
+    from lts_cli.predictor import fit
+    from lts_cli.search_config import SearchConfig
+    from lts_cli.space import Arch
+
+    settings = SearchConfig().measure
+    seen = {Arch(**a).archid for *_, a in mine["records"]}
+    values = {Arch(**a).archid: v for v, _, a in other["records"]}
+    missed = [(values[Arch(**a).archid], Arch(**a)) for a in front_archs(other, names, bounds)
+              if Arch(**a).archid not in seen]  # fmt: skip
+    points = [normalized(v, names, bounds) for v, *_ in mine["records"]]
+    hv = front_hv(points)
+    added = front_hv(points + [normalized(v, names, bounds) for v, _ in missed]) / hv - 1 if hv else 0.0
+    beyond, errors, margins = 0, [], []
+    for name in (n for n in names if registry.get(n).predictable):
+        kind = registry.get(name).source
+        model = fit([(Arch(**a), v[name]) for v, _, a in mine["records"]], kind, settings.key(kind))
+        margins.append(model.margin)
+        for v, arch in missed:
+            error = float(model.predict(arch) / v[name] - 1)  # > 0: predicted slower than it is
+            errors.append(error)
+            beyond += int(error > model.margin)
+    return {"missed": len(missed), "would_add": added, "median_error": median(errors),
+            "beyond_margin": beyond, "predictions": len(errors),
+            "margin": max(margins, default=0.0)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
@@ -206,6 +243,13 @@ def main() -> None:
                   f"{drift} {args.baseline}'s, hypervolume under own bounds {own:.3f}x, after its first "
                   f"{base['measured']} measurements {row['hypervolume_ratio_same_count']:.3f}x, "
                   f"fronts timed again together {ratio(row['hypervolume_ratio_retimed'])}", flush=True)  # fmt: skip
+            if "whole-space" in variants[name] and "screened" in runs:
+                row["short_of_screened"] = why = what_limited(r, runs["screened"], names, bounds)
+                print(f"    of the screened front, {why['missed']} never measured (measured, they would add "
+                      f"{why['would_add']:.1%} to its hypervolume); its latency model, fitted on all it measured, "
+                      f"predicts them {ratio(1 + why['median_error']) if why['median_error'] is not None else '-'} "
+                      f"their latency (median), {why['beyond_margin']} of {why['predictions']} slower by more "
+                      f"than its margin ({why['margin']:.1%})", flush=True)  # fmt: skip
         args.out.parent.mkdir(exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"\nmedians over seeds (ratios per seed to the {args.baseline} run of that seed):")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lts_cli import measurer, workspace
+from lts_cli import measurer, objectives, workspace
 from lts_cli.errors import LtsError
 from tests.conftest import (
     TINY_SEARCH,
@@ -209,3 +209,30 @@ def test_a_search_that_fails_before_evaluating_anything_frees_its_name(
     monkeypatch.setattr(measurer, "measure", make([]))
     done = run_cli("search", "--config", str(config), "--name", "n", "--no-plots")
     assert done.exit_code == 0, done.stderr
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_search_list_on_a_narrow_terminal(run_cli, tiny: Path, monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """Issue 18: `lts search list` on a terminal narrower than its table lists each run as
+    `header: value` lines; no value is cut with "…"."""
+    import io
+
+    from rich.console import Console
+
+    from lts_cli.cli import common
+
+    monkeypatch.setattr(measurer, "measure", fake_measure([]))
+    done = search(run_cli, "--config", str(tiny), "--name", "a-run-with-a-rather-long-name", "--no-plots")
+    assert done.exit_code == 0, done.stderr
+    row = json.loads(run_cli("search", "list", "--json").stdout)[0]
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "out", Console(file=screen, width=width, force_terminal=True, color_system=None))
+    assert run_cli("search", "list").exit_code == 0
+    text = screen.getvalue()
+    assert "…" not in text, text
+    shorts = ",".join(objectives.get(o).short for o in row["objectives"])
+    whole = [row["name"], "finished", "3/3", str(row["evaluated"]), f"{row['hypervolume']:.4f}", shorts]
+    for value in whole:
+        assert value in text, (value, text)
+    if width == 40:  # the table is wider than 40 columns: one `header: value` line per cell
+        assert "hypervolume: " in text and "run: a-run-with-a-rather-long-name" in text
