@@ -123,20 +123,11 @@ def screen(
     for candidate, predicted in zip(population, predictions, strict=True):
         candidate.predicted = predicted
     margins = {name: stats["margin"] for name, stats in models.items()}
-    chosen = [
-        i
-        for i, _ in choose(
-            [x.predicted or {} for x in population],
-            [r.values for r in front],
-            policy.objectives,
-            state.bounds,
-            margins,
-            most,
-        )
-    ]
-    rest = [i for i in range(len(population)) if i not in set(chosen)]
+    fronts = [r.values for r in front]
+    chosen = {i for i, _ in choose(predictions, fronts, policy.objectives, state.bounds, margins, most)}
+    rest = [i for i in range(len(population)) if i not in chosen]
     explore = sorted(rng.sample(rest, min(len(rest), math.ceil(policy.explore * max(len(chosen), 1)))))
-    keep = set(chosen) | set(explore)
+    keep = chosen | set(explore)
     state.pending = [x for i, x in enumerate(population) if i in keep]
     state.screened += [x for i, x in enumerate(population) if i not in keep]
     state.screening = {
