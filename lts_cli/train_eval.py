@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lts_cli import train_budget
+from lts_cli import processes, train_budget
 from lts_cli.corpus import block_count, blocks_dataset
 from lts_cli.train_plan import Plan
 from lts_cli.views import Event, OnEvent
@@ -37,6 +37,7 @@ def final(
             continue
         choice = train_budget.final_eval(config.final_eval, split, total, sample_blocks, max(4, plan.eval_batch),
                                          config.seq_len, train_s, eval_rate)  # fmt: skip
+        choice = processes.agree(choice)  # the rates are each process's own; the evaluation is shared
         if choice.note:
             emit(Event("note", choice.note))
         emit(Event("final-eval", label=f"final evaluation ({split})"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lts_cli import workspace
+from lts_cli import processes, workspace
 from lts_cli.checkpoints import record_checkpoint
 from lts_cli.train_budget import EVAL_SPEEDUP, describe_duration, steps_within
 from lts_cli.views import Event, OnEvent
@@ -105,7 +105,7 @@ class Progress:
         if step >= state.max_steps:
             control.should_evaluate = False  # lts evaluates once at the end itself, with the final budget
             control.should_save = control.should_save and self.save_at_end
-        elif now - self.last_save >= 60 * self.save_minutes:
+        elif processes.agree(now - self.last_save >= 60 * self.save_minutes):  # saving is collective under DDP
             control.should_save = True
         rate = self.train_tokens_per_s() or 0.0
         loss = f"loss {self.last_loss:.3f}, " if self.last_loss is not None else ""

@@ -18,13 +18,13 @@ the final validation (and with `test`, the test split) on the whole split when t
 10% of the training time, else on the sample, else on what fits that share (train_budget.final_eval).
 
 Runs unchanged under `torchrun --nproc_per_node N` (the Trainer's DDP; gloo on CPU): every process
-trains, process 0 alone writes the model folder.
+trains, process 0 alone writes the model folder, and what a process would decide from its own
+measurements (the plan, when to save, the final evaluation's size) is process 0's (processes.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import time
 from collections.abc import Callable
@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from lts_cli import folders, train_budget, train_eval, train_plan, train_progress, workspace
+from lts_cli import folders, processes, train_budget, train_eval, train_plan, train_progress, workspace
 from lts_cli.checkpoints import SIGNATURE_FILE, resume_point
 from lts_cli.config import as_plain, at_least, positive
 from lts_cli.corpus import Corpus, CorpusOptions, block_count, blocks_dataset, token_folder, tokenize
@@ -116,7 +116,7 @@ class TrainConfig:
 
     @property
     def tokens_per_step(self) -> int:
-        return self.batch_size * self.gradient_accumulation_steps * self.seq_len * _rank()[1]
+        return self.batch_size * self.gradient_accumulation_steps * self.seq_len * processes.rank()[1]
 
     def for_tokens(self, tokens: int | None) -> TrainConfig:
         """The same budget in steps for `tokens` training tokens (`--tokens`), warm-up scaled with it."""
@@ -159,11 +159,7 @@ class TrainResult:
 
 
 def is_main_process() -> bool:
-    return _rank()[0] == 0
-
-
-def _rank() -> tuple[int, int]:
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return processes.rank()[0] == 0
 
 
 def train_reference(
@@ -202,7 +198,8 @@ def train(
     `keep_model` only the metrics are wanted (lts proxy): no model folder, no checkpoint at the end."""
     model_id = name or model_id_for(target)
     work = (models_root or workspace.models_dir()) / f".{model_id}.training"
-    with workspace.in_use(token_folder(corpus), work):  # `lts cache prune` leaves them alone meanwhile
+    # `lts cache prune` leaves them alone meanwhile; under torchrun, the processes join one group
+    with workspace.in_use(token_folder(corpus), work), processes.group():
         emit = on_event or (lambda event: None)
         return _train(target, config, corpus, model_id, restart, emit, models_root, keep_model)
 
@@ -222,12 +219,13 @@ def _train(
     def note(text: str) -> None:
         emit(Event("note", text))
 
-    arch, clock, (rank, world) = target.arch, Clock(), _rank()
+    arch, clock, (rank, world) = target.arch, Clock(), processes.rank()
     models = models_root or workspace.models_dir()
     final, work = models / model_id, models / f".{model_id}.training"
     _check(arch, config, final, work, restart)
     if restart and work.exists() and rank == 0:
         folders.remove_folder(work, note)
+    processes.wait_for_all()  # none looks into the work folder before process 0 has cleared it
     started = time.perf_counter()
     tokens = tokenize(corpus)
     clock.tokenize = time.perf_counter() - started
@@ -235,6 +233,7 @@ def _train(
 
     signature = {"arch": arch.to_config(), "train": as_plain(config), "corpus": corpus.key, "world_size": world}
     checkpoint, skipped = resume_point(work, signature, arch, rank)
+    checkpoint = processes.agree(checkpoint)  # all resume from the same step
     for folder, problem in skipped:
         then = f"resuming from {checkpoint.name}" if checkpoint else "starting from step 0"
         emit(Event("checkpoint-skipped", f"{folder.name} is incomplete ({problem}); {then}",
@@ -243,7 +242,8 @@ def _train(
     train_plan.quiet(transformers, config.threads)
     train_blocks = blocks_dataset(tokens["train"], config.seq_len)
     calibrate = train_plan.calibrator(lambda: train_plan.model(arch, config.dropout), train_plan.batches(train_blocks))
-    plan = train_plan.make(arch, config, work, world, calibrate)
+    # the free memory and --max-time's timing are each process's own: all take process 0's plan
+    plan = processes.agree(train_plan.make(arch, config, work, world, calibrate))
     if rank == 0:
         train_plan.keep(plan, work)
     if (split := plan.note(config.batch_size)) is not None:

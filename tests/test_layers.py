@@ -19,7 +19,7 @@ LAYERS = {
         "search_config", "whole_space", "train_budget", "results_csv", "machine", "rankstats"},
     1: {"workspace", "folders", "store", "gallery"},
     2: {"gpt2_onnx", "measuring", "runtime", "modeling", "pretrained", "corpus", "hub", "weights", "tokenizer",
-        "references", "sampling", "plots"},
+        "references", "sampling", "plots", "processes"},
     3: {"measurer", "profiling", "exporting", "checkpoints", "train_plan", "train_eval", "train_progress", "training",
         "generation", "predictor", "distributed"},
     4: {"runs", "searching", "inventory", "tidying", "proxy", "proxy_study"},
