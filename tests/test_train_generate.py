@@ -149,7 +149,7 @@ def _free_port() -> int:
 
 
 PROCESSES = """
-import json
+import json, pathlib, sys
 import torch.distributed as dist
 from lts_cli import processes
 with processes.group():
@@ -157,7 +157,8 @@ with processes.group():
     agreed = processes.agree({"rank": rank, "free_bytes": 1000 + rank})  # each process's own measurement
     processes.wait_for_all()
     joined = dist.is_initialized()
-print(json.dumps({"rank": rank, "agreed": agreed, "joined": joined, "left": not dist.is_initialized()}))
+report = {"rank": rank, "agreed": agreed, "joined": joined, "left": not dist.is_initialized()}
+pathlib.Path(sys.argv[1], f"{rank}.json").write_text(json.dumps(report))  # (their stdout lines can interleave)
 """
 
 
@@ -168,12 +169,14 @@ def test_processes_agree_and_leave_the_group(tmp_path: Path) -> None:
     script = tmp_path / "group.py"
     script.write_text(PROCESSES)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
-    for _ in range(3):  # the abort came at random
+    for attempt in range(3):  # the abort came at random
+        out = tmp_path / str(attempt)
+        out.mkdir()
         cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "4",
-               "--master_port", str(_free_port()), str(script)]  # fmt: skip
+               "--master_port", str(_free_port()), str(script), str(out)]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
-        reports = sorted((json.loads(line) for line in done.stdout.splitlines()), key=lambda r: r["rank"])
+        reports = sorted((json.loads(p.read_text()) for p in out.glob("*.json")), key=lambda r: r["rank"])
         assert [r["rank"] for r in reports] == [0, 1, 2, 3]
         assert all(r["agreed"] == {"rank": 0, "free_bytes": 1000} and r["joined"] and r["left"] for r in reports)
 
