@@ -5,8 +5,9 @@ For each seed (`--seeds`, default 1 2 3), one after another (nothing else should
   screened     `lts search`: the default, screened evolution;
   whole-space  `lts search --strategy whole-space`;
 plus any `--variant NAME="FLAGS"` (e.g. screened20="--screen-measure 0.2"), all with `--seed S`.
-Every run is kept with its records (strategies.runs.json); `--reuse-plain` judges the others against
-the plain runs kept there instead of rerunning them (then not back to back: the output says so).
+Every run is kept with its records (strategies.runs.json); `--reuse plain` judges the others against
+the plain runs kept there instead of rerunning them (then not back to back: the output says so);
+`--reuse NAME ...` does so for any kept run.
 `--baseline screened --skip plain` judges against the screened run instead (no plain run: an hour a
 seed on a 2-core machine).
 
@@ -188,7 +189,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="strategies of BASE not to run (not the baseline)")
     parser.add_argument("--baseline", default="plain", help="the run whose bounds and hypervolume judge the others")
     parser.add_argument("--out", type=Path, default=RESULTS / "strategies.json")
-    parser.add_argument("--reuse-plain", action="store_true", help="judge against the plain runs kept last time")
+    parser.add_argument("--reuse", nargs="*", default=[], metavar="NAME", help="take these runs from the last time")
     parser.add_argument("--no-retime", action="store_true", help="do not time the final fronts again together")
     parser.add_argument("--rejudge", action="store_true", help="run nothing: judge the runs kept last time again")
     args = parser.parse_args()
@@ -198,16 +199,16 @@ def main() -> None:
     variants |= {name: shlex.split(flags) for name, flags in (v.split("=", 1) for v in args.variant)}
     rows: list[dict[str, Any]] = []
     kept = args.out.with_suffix(".runs.json")
-    earlier = json.loads(kept.read_text()) if (args.reuse_plain or args.rejudge) and kept.exists() else {}
+    earlier = json.loads(kept.read_text()) if (args.reuse or args.rejudge) and kept.exists() else {}
     for seed in args.seeds:
         runs = {}
         for name, flags in variants.items():
             if args.rejudge:
                 runs[name] = earlier[str(seed)][name]
                 continue
-            if name == "plain" and "plain" in earlier.get(str(seed), {}):  # --reuse-plain: not back to back
-                runs[name] = earlier[str(seed)]["plain"]
-                print(f"seed {seed} plain        reused from {kept}", flush=True)
+            if name in args.reuse and name in earlier.get(str(seed), {}):  # not back to back
+                runs[name] = earlier[str(seed)][name]
+                print(f"seed {seed} {name:<12} reused from {kept}", flush=True)
                 continue
             runs[name] = one_run(seed, flags)
             r = runs[name]

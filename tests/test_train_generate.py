@@ -15,7 +15,7 @@ from lts_cli.corpus import embedded_corpus
 from lts_cli.errors import LtsError
 from lts_cli.references import architecture as resolve
 from lts_cli.training import TrainConfig
-from lts_cli.views import Event
+from lts_cli.views import Event, JsonObject
 from tests.conftest import TINY_ARCH, assert_user_error, install
 
 pytestmark = pytest.mark.slow  # trains or exports models
@@ -117,27 +117,38 @@ def _arch_file(home: Path) -> Path:
 def test_torchrun_two_processes(lts_home: Path, tmp_path: Path) -> None:
     """Two processes on an empty workspace (both tokenize: one fills the cache, the other waits for it),
     on a free port; each rank's own output is kept, to show which one failed and why."""
-    arch = _arch_file(lts_home)
-    config = lts_home.parent / "t.yaml"
-    config.write_text("eval_tokens: 128\nfinal_eval: sample\n")
-    port = _free_port()
-    logs = tmp_path / "ranks"
-    cmd = [
-        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(port),
-        "--log-dir", str(logs), "--redirects", "2",  # each rank's stderr in its own file
-        "-m", "lts_cli", "train", str(arch), "--max-steps", "4", "--seq-len", "32", "--batch-size", "2",
-        "--warmup-steps", "1", "--eval-every", "100", "--save-every", "2", "--config", str(config),
-        "--name", "ddp", "--json",
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    ranks = {p.relative_to(logs): p.read_text(errors="replace")[-1500:] for p in sorted(logs.rglob("stderr.log"))}
-    assert done.returncode == 0, (done.stderr[-1500:], ranks)
-    metrics = json.loads(done.stdout)  # process 0 alone reports
+    metrics = _torchrun_train(lts_home, tmp_path, "--max-steps", "4", "--save-every", "2")
     assert metrics["world_size"] == 2 and metrics["tokens_seen"] == 4 * 2 * 32 * 2
     from lts_cli.modeling import load
 
     loaded = load(str(lts_home / "models" / "ddp"))
     assert loaded.model.config.n_layer == 1
+
+
+def test_torchrun_max_time(lts_home: Path, tmp_path: Path) -> None:
+    """--max-time under two processes: each times its own steps, so the step counts they would derive
+    differ; they run process 0's plan (processes.agree), or one would wait for the other forever."""
+    metrics = _torchrun_train(lts_home, tmp_path, "--max-time", "12s")
+    assert metrics["world_size"] == 2 and metrics["steps"] > 1
+
+
+def _torchrun_train(home: Path, tmp_path: Path, *flags: str) -> JsonObject:
+    """`lts train` of the tiny architecture in two processes; process 0's metrics."""
+    arch = _arch_file(home)
+    config = home.parent / "t.yaml"
+    config.write_text("eval_tokens: 128\nfinal_eval: sample\n")
+    logs = tmp_path / "ranks"
+    cmd = [
+        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        "--log-dir", str(logs), "--redirects", "2",  # each rank's stderr in its own file
+        "-m", "lts_cli", "train", str(arch), "--seq-len", "32", "--batch-size", "2", "--warmup-steps", "1",
+        "--eval-every", "100", "--config", str(config), "--name", "ddp", "--json", *flags,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ranks = {p.relative_to(logs): p.read_text(errors="replace")[-1500:] for p in sorted(logs.rglob("stderr.log"))}
+    assert done.returncode == 0, (done.stderr[-1500:], ranks)
+    metrics: JsonObject = json.loads(done.stdout)  # process 0 alone reports
+    return metrics
 
 
 def _free_port() -> int:
