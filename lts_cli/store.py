@@ -25,6 +25,7 @@ from lts_cli.space import Arch
 from lts_cli.views import JsonObject
 
 SCHEMA_VERSION = 2
+LOCK_WAIT_S = 60.0  # how long a process waits for another one writing the database
 
 # MIGRATIONS[v] takes a database from version v to v + 1 (version 0: an empty file).
 MIGRATIONS: dict[int, str] = {
@@ -61,9 +62,16 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self._conn = sqlite3.connect(path, timeout=LOCK_WAIT_S, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._open()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise self._damaged(str(exc)) from exc
+            raise LtsError(
+                f"the workspace database {self.path} stayed locked by another process for {LOCK_WAIT_S:.0f} s; "
+                "wait for the other lts command to finish, or point LTS_HOME at another folder"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             raise self._damaged(str(exc)) from exc
 
@@ -74,13 +82,13 @@ class Store:
         )
 
     def _open(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        self._wal()
+        version = self._version()
         if version > SCHEMA_VERSION:
             raise LtsError(
                 f"the workspace database {self.path} was written by a newer lts (schema {version}, this "
                 f"lts reads {SCHEMA_VERSION}); upgrade lts, or point LTS_HOME at another folder"
             )
-        self._conn.execute("PRAGMA journal_mode=WAL")
         for step in range(version, SCHEMA_VERSION):
             self._migrate(step)
         for table, columns in _COLUMNS.items():
@@ -90,10 +98,29 @@ class Store:
             if columns - found:
                 raise self._damaged(f"table {table} has no column {', '.join(sorted(columns - found))}")
 
+    def _version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _wal(self) -> None:
+        """WAL mode, kept in the file. Switching to it needs the file to itself, and SQLite does not wait
+        for that: processes opening a new workspace at once (torchrun's) got "database is locked"."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def _migrate(self, version: int) -> None:
-        """One step, in one transaction: SQLite's DDL is transactional, so a failure changes nothing."""
+        """One step, in one transaction: SQLite's DDL is transactional, so a failure changes nothing.
+        Another process may have taken the step since the version was read: then it is not taken again."""
         try:
             with self._transaction():
+                if self._version() != version:
+                    return
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self._conn.execute(statement)

@@ -82,6 +82,36 @@ def test_two_processes_writing_at_once_do_not_corrupt_it(tmp_path: Path) -> None
     assert conn.execute("SELECT count(*) FROM measurements").fetchone()[0] == 200
 
 
+def test_opening_a_new_workspace_another_process_is_writing(tmp_path: Path) -> None:
+    """As `torchrun` starts them, processes open a workspace that does not exist yet at once. Switching
+    the new file to WAL found it busy and failed at once ("damaged (database is locked)"; 4 of 10 starts
+    of 4 processes here): it must wait for the other writer, and not make the schema twice."""
+    import threading
+
+    path = tmp_path / "lts.db"
+    other = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process, creating the file
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    with Store(path) as store:
+        store.put_arch(ARCH, "test")
+    other.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    Store(path).close()  # opened again: nothing to migrate
+
+
+def test_a_workspace_locked_too_long_is_not_called_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lts_cli.store.LOCK_WAIT_S", 0.3)
+    path = tmp_path / "lts.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # and never done
+    with pytest.raises(LtsError, match=r"stayed locked by another process for 0 s; wait for the other") as caught:
+        Store(path)
+    assert "damaged" not in str(caught.value)
+    other.close()
+
+
 def test_corrupt_file_is_named_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "lts.db"
     garbage = b"this is not a database" * 100
