@@ -27,7 +27,8 @@ from lts_cli.views import JsonObject
 SCHEMA_VERSION = 2
 LOCK_WAIT_S = 60.0  # how long a process waits for another one writing the database
 
-# MIGRATIONS[v] takes a database from version v to v + 1 (version 0: an empty file).
+# MIGRATIONS[v] takes a database from version v to v + 1 (version 0: an empty file). Each must be
+# harmless to run twice (IF NOT EXISTS): processes opening a new workspace at once may both take it.
 MIGRATIONS: dict[int, str] = {
     0: """
 CREATE TABLE IF NOT EXISTS archs (
@@ -83,7 +84,7 @@ class Store:
 
     def _open(self) -> None:
         self._wal()
-        version = self._version()
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise LtsError(
                 f"the workspace database {self.path} was written by a newer lts (schema {version}, this "
@@ -97,9 +98,6 @@ class Store:
                 raise self._damaged(f"table {table} is missing")
             if columns - found:
                 raise self._damaged(f"table {table} has no column {', '.join(sorted(columns - found))}")
-
-    def _version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _wal(self) -> None:
         """WAL mode, kept in the file. Switching to it needs the file to itself, and SQLite does not wait
@@ -115,12 +113,9 @@ class Store:
                 time.sleep(0.05)
 
     def _migrate(self, version: int) -> None:
-        """One step, in one transaction: SQLite's DDL is transactional, so a failure changes nothing.
-        Another process may have taken the step since the version was read: then it is not taken again."""
+        """One step, in one transaction: SQLite's DDL is transactional, so a failure changes nothing."""
         try:
             with self._transaction():
-                if self._version() != version:
-                    return
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self._conn.execute(statement)

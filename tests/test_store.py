@@ -85,7 +85,7 @@ def test_two_processes_writing_at_once_do_not_corrupt_it(tmp_path: Path) -> None
 def test_opening_a_new_workspace_another_process_is_writing(tmp_path: Path) -> None:
     """As `torchrun` starts them, processes open a workspace that does not exist yet at once. Switching
     the new file to WAL found it busy and failed at once ("damaged (database is locked)"; 4 of 10 starts
-    of 4 processes here): it must wait for the other writer, and not make the schema twice."""
+    of 4 processes here): it must wait for the other writer."""
     import threading
 
     path = tmp_path / "lts.db"
